@@ -1,0 +1,62 @@
+"""Packaging facts: one version source, README commands, import without torch."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pathlib
+import re
+import subprocess
+import sys
+
+import fastlr
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_version_is_the_installed_metadata():
+    assert fastlr.__version__ == importlib.metadata.version("fastlr")
+
+
+def test_version_comes_from_pyproject():
+    text = (ROOT / "pyproject.toml").read_text()
+    m = re.search(r'^version = "([^"]+)"', text, re.M)
+    assert m and m.group(1) == fastlr.__version__
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Set up and run", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    cmds = _readme_commands()
+    assert len(cmds) == 2
+    assert cmds[0].endswith("python -m fastlr demo")
+    assert cmds[1].endswith("python -m pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _readme_commands()[1] in ci.splitlines()
+
+
+def test_import_fastlr_without_torch():
+    # A meta-path hook makes `import torch` fail, as on a machine without torch.
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+sys.meta_path.insert(0, Block())
+import fastlr
+assert "torch" not in sys.modules
+try:
+    fastlr.lr_scheduler
+except ImportError as e:
+    assert "PyTorch" in str(e), e
+    print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "ok", out.stderr
