@@ -27,9 +27,11 @@ at import), every step runs torch's code: results stay exact, only the speed-up 
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Any
 
 from torch.optim import lr_scheduler as _tls
+from torch.optim import swa_utils as _swa
 
 from . import _core
 
@@ -45,6 +47,13 @@ __all__ = [
     "ExponentialLR",
     "PolynomialLR",
     "CosineAnnealingLR",
+    "CyclicLR",
+    "OneCycleLR",
+    "CosineAnnealingWarmRestarts",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "ChainedScheduler",
+    "SWALR",
 ]
 
 EPOCH_DEPRECATION_WARNING: str = _tls.EPOCH_DEPRECATION_WARNING
@@ -60,10 +69,20 @@ _KIND_LINEAR = 6
 _KIND_EXPONENTIAL = 7
 _KIND_POLYNOMIAL = 8
 _KIND_COSINE_ANNEALING = 9
+_KIND_CYCLIC = 10
+_KIND_ONE_CYCLE = 11
+_KIND_WARM_RESTARTS = 12
+_KIND_PLATEAU = 13
+_KIND_SEQUENTIAL = 14
+_KIND_CHAINED = 15
+_KIND_SWALR = 16
 
-# The methods whose work the engine does. A class that overrides one of them below the class that
-# declares the engine kind gets the Python path.
-_FAST_HOOKS = ("get_lr", "_get_closed_form_lr", "_update_lr")
+# step() protocols of the C step (cpp/bindings/register_scheduler.cpp): they select the signature.
+_STEP_STANDARD, _STEP_WARM_RESTARTS, _STEP_PLATEAU, _STEP_COMPOSITE = 0, 1, 2, 3
+
+# The methods whose work the engine does for the standard protocol. Each class lists its own in
+# `_fastlr_hooks`; a subclass that overrides one of them gets torch's Python path.
+_STANDARD_HOOKS = ("get_lr", "_get_closed_form_lr", "_update_lr")
 
 
 def _torch_protocol_supported() -> bool:
@@ -93,21 +112,17 @@ class LRScheduler(_tls.LRScheduler):
 
     _fastlr_kind: int = _KIND_NONE
     _fastlr_active_kind: int = _KIND_NONE
+    _fastlr_hooks: tuple[str, ...] = _STANDARD_HOOKS
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        # The class that declares the engine kind, and whether anything the engine replaces has been
+        # overridden since. The engine itself is created on the first step (in C).
         declaring = next(k for k in cls.__mro__ if "_fastlr_kind" in k.__dict__)
-        overridden = any(getattr(cls, n, None) is not getattr(declaring, n, None) for n in _FAST_HOOKS)
+        hooks = declaring._fastlr_hooks
+        overridden = any(getattr(cls, n, None) is not getattr(declaring, n, None) for n in hooks)
         active = declaring.__dict__["_fastlr_kind"]
         cls._fastlr_active_kind = _KIND_NONE if overridden or not FAST_PATH_AVAILABLE else active
-
-    def _fastlr_attach(self) -> None:
-        self._fastlr_engine = _core.Engine(type(self)._fastlr_active_kind)
-
-    def _initial_step(self) -> None:
-        """Attach the engine, then take torch's initial step (which runs on the engine)."""
-        self._fastlr_attach()
-        super()._initial_step()
 
     def _update_lr(self, epoch: int | None = None) -> None:
         if not _core.update(self, epoch):
@@ -115,27 +130,35 @@ class LRScheduler(_tls.LRScheduler):
 
     @property
     def uses_fast_path(self) -> bool:
-        """Whether this scheduler's steps run in fastlr's engine (per step it may still defer to
-        torch's code for values the engine does not reproduce, such as tensor learning rates)."""
-        eng = getattr(self, "_fastlr_engine", None)
-        return eng is not None and eng.kind != _KIND_NONE
+        """Whether this scheduler's class is stepped by fastlr's engine (per step the engine may still
+        defer to torch's code for values it does not reproduce, such as tensor learning rates)."""
+        return type(self)._fastlr_active_kind != _KIND_NONE
 
-    # Pickling and copying carry torch's state (the instance dict) only; the engine is rebuilt.
+    # Pickling and copying carry torch's state (the instance dict) only; the engine is rebuilt on
+    # the next step.
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._fastlr_attach()
 
 
 _core._install(
     LRScheduler,
     LRScheduler.__dict__["_fastlr_engine"],
-    collections.Counter,
-    _tls._update_param_group_val,
-    _tls._param_groups_val_list,
+    {
+        "Counter": collections.Counter,
+        "partial": functools.partial,
+        "update_group": _tls._update_param_group_val,
+        "val_list": _tls._param_groups_val_list,
+        "triangular": _tls.CyclicLR._triangular_scale_fn,
+        "triangular2": _tls.CyclicLR._triangular2_scale_fn,
+        "exp_range": _tls.CyclicLR._exp_range_scale_fn,
+        "swa_cos": _swa.SWALR._cosine_anneal,
+        "swa_linear": _swa.SWALR._linear_anneal,
+    },
 )
+_core._install_step(LRScheduler, _STEP_STANDARD)
 
 
 class LambdaLR(LRScheduler, _tls.LambdaLR):
@@ -204,3 +227,69 @@ class CosineAnnealingLR(LRScheduler, _tls.CosineAnnealingLR):
     :class:`torch.optim.lr_scheduler.CosineAnnealingLR`."""
 
     _fastlr_kind = _KIND_COSINE_ANNEALING
+
+
+class CyclicLR(LRScheduler, _tls.CyclicLR):
+    """Cyclical learning rates between ``base_lr`` and ``max_lr`` (triangular, triangular2,
+    exp_range or a custom ``scale_fn``), with momentum or beta1 cycled inversely; see
+    :class:`torch.optim.lr_scheduler.CyclicLR`.
+
+    The built-in modes run in the engine; a custom ``scale_fn`` is called by torch's code.
+    """
+
+    _fastlr_kind = _KIND_CYCLIC
+    _fastlr_hooks = (*_STANDARD_HOOKS, "scale_fn")
+
+
+class OneCycleLR(LRScheduler, _tls.OneCycleLR):
+    """The 1cycle policy (two or three phases, cosine or linear annealing, momentum or beta1 cycled
+    inversely); see :class:`torch.optim.lr_scheduler.OneCycleLR`."""
+
+    _fastlr_kind = _KIND_ONE_CYCLE
+    _fastlr_hooks = (*_STANDARD_HOOKS, "_anneal_func", "_annealing_cos", "_annealing_linear")
+
+
+class CosineAnnealingWarmRestarts(LRScheduler, _tls.CosineAnnealingWarmRestarts):
+    """SGDR: cosine annealing with warm restarts every ``T_0 * T_mult**i`` steps, including
+    fractional ``step(epoch)``; see :class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`."""
+
+    _fastlr_kind = _KIND_WARM_RESTARTS
+    _fastlr_hooks = ("get_lr",)
+
+
+class ReduceLROnPlateau(LRScheduler, _tls.ReduceLROnPlateau):
+    """Reduces each group's lr by ``factor`` when a metric stops improving; see
+    :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`."""
+
+    _fastlr_kind = _KIND_PLATEAU
+    _fastlr_hooks = ("_reduce_lr", "_is_better", "in_cooldown")
+
+
+class SequentialLR(LRScheduler, _tls.SequentialLR):
+    """Runs member schedulers one after another, switching at ``milestones``; see
+    :class:`torch.optim.lr_scheduler.SequentialLR`. Members may be fastlr's or torch's classes."""
+
+    _fastlr_kind = _KIND_SEQUENTIAL
+    _fastlr_hooks = ()
+
+
+class ChainedScheduler(LRScheduler, _tls.ChainedScheduler):
+    """Steps several schedulers on one optimizer at every step, composing their effects; see
+    :class:`torch.optim.lr_scheduler.ChainedScheduler`. Members may be fastlr's or torch's classes."""
+
+    _fastlr_kind = _KIND_CHAINED
+    _fastlr_hooks = ()
+
+
+class SWALR(LRScheduler, _swa.SWALR):
+    """Anneals each group's lr to its ``swa_lr`` over ``anneal_epochs`` (cosine or linear), for
+    stochastic weight averaging; see :class:`torch.optim.swa_utils.SWALR`."""
+
+    _fastlr_kind = _KIND_SWALR
+    _fastlr_hooks = (*_STANDARD_HOOKS, "_get_initial_lr")
+
+
+_core._install_step(CosineAnnealingWarmRestarts, _STEP_WARM_RESTARTS)
+_core._install_step(ReduceLROnPlateau, _STEP_PLATEAU)
+_core._install_step(SequentialLR, _STEP_COMPOSITE)
+_core._install_step(ChainedScheduler, _STEP_COMPOSITE)

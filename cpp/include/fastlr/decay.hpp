@@ -22,12 +22,6 @@ struct step_state {
     pynum le() const { return pynum::of_int(last_epoch); }
 };
 
-/// Evaluate `expr` (an errc-returning call) and return its error, if any, from the enclosing function.
-#define FASTLR_TRY(expr)                          \
-    do {                                          \
-        const ::fastlr::errc fastlr_e_ = (expr);  \
-        if (fastlr_e_ != ::fastlr::errc::ok) return fastlr_e_; \
-    } while (0)
 
 // ----------------------------------------------------------------------------------------------
 /// torch.optim.lr_scheduler.StepLR(step_size, gamma)

@@ -16,6 +16,13 @@
 
 namespace fastlr {
 
+/// Evaluate `expr` (an errc-returning call) and return its error, if any, from the enclosing function.
+#define FASTLR_TRY(expr)                   \
+    do {                                          \
+        const ::fastlr::errc fastlr_e_ = (expr);  \
+        if (fastlr_e_ != ::fastlr::errc::ok) return fastlr_e_; \
+    } while (0)
+
 /// A Python `int` (that fits int64) or `float`, as read from a scheduler attribute.
 struct pynum {
     double d = 0.0;      // the value as a double (exact for ints within 2**53)
@@ -87,6 +94,26 @@ inline errc py_pow(pynum a, pynum b, double& out) {
         return errc::ok;
     }
     return py_float_pow(a.d, b.d, out);  // int ** negative int is float ** float in CPython too
+}
+
+/// Python `a ** b` keeping Python's result type: an exact int for `int ** non-negative int`, else a float.
+inline errc py_pow_num(pynum a, pynum b, pynum& out) {
+    double d;
+    const errc e = py_pow(a, b, d);
+    if (e != errc::ok) return e;
+    if (a.is_int && b.is_int && b.i >= 0) {
+        // py_pow computed the power exactly in int64 before rounding; redo it to keep the int.
+        std::int64_t result = 1, base = a.i, k = b.i;
+        while (k > 0) {
+            if (k & 1) result *= base;
+            k >>= 1;
+            if (k > 0) base *= base;
+        }
+        out = pynum::of_int(result);
+        return errc::ok;
+    }
+    out = pynum::of_float(d);
+    return errc::ok;
 }
 
 /// Python true division `a / b`.
@@ -215,6 +242,51 @@ inline errc py_cos(double x, double& out) {
     if (std::isinf(x)) return errc::domain;
     out = std::cos(x);
     return errc::ok;
+}
+
+/// CPython's math.log helper for one argument (m_log with its domain errors).
+inline errc py_log1(pynum x, double& out) {
+    if (x.is_int) {
+        if (x.i <= 0) return errc::domain;
+        out = std::log(x.d);
+        return errc::ok;
+    }
+    const double v = x.d;
+    if (std::isfinite(v)) {
+        if (v > 0.0) { out = std::log(v); return errc::ok; }
+        return errc::domain;  // log(0) and log(negative) raise "math domain error"
+    }
+    if (std::isnan(v) || v > 0.0) { out = v; return errc::ok; }  // log(nan) = nan, log(inf) = inf
+    return errc::domain;
+}
+
+/// `math.log(x, base)`, which CPython computes as log(x) / log(base).
+inline errc py_log(pynum x, pynum base, double& out) {
+    double num, den;
+    FASTLR_TRY(py_log1(x, num));
+    FASTLR_TRY(py_log1(base, den));
+    if (den == 0.0) return errc::zero_division;
+    out = num / den;
+    return errc::ok;
+}
+
+/// `int(x)` for a float: truncation; ValueError for NaN, OverflowError for infinities, and leaves the
+/// fast path beyond int64.
+inline errc py_int_of_float(double x, std::int64_t& out) {
+    if (std::isnan(x)) return errc::domain;
+    if (std::isinf(x)) return errc::overflow;
+    const double t = std::trunc(x);
+    if (!(t >= -9223372036854775808.0 && t < 9223372036854775808.0)) return errc::out_of_range;
+    out = static_cast<std::int64_t>(t);
+    return errc::ok;
+}
+
+/// `math.floor(x)` for an int or float, as a Python int.
+inline errc py_floor(pynum x, std::int64_t& out) {
+    if (x.is_int) { out = x.i; return errc::ok; }
+    if (std::isnan(x.d)) return errc::domain;
+    if (std::isinf(x.d)) return errc::overflow;
+    return py_int_of_float(std::floor(x.d), out);
 }
 
 /// Python's `math.pi`.

@@ -1,0 +1,231 @@
+// The classes that replace torch's step() protocol on the fast path: CosineAnnealingWarmRestarts
+// (counter logic with fractional epochs), ReduceLROnPlateau (metric-driven state machine), and the
+// composites SequentialLR and ChainedScheduler (members stepped without a Python loop over groups).
+#include "scheduler.hpp"
+
+#include <fastlr/cosine.hpp>
+#include <fastlr/swa.hpp>
+
+namespace fastlr_py {
+
+// ------------------------------------------------------------------------------------------------
+/// CosineAnnealingWarmRestarts.step(epoch=None).
+fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    fastlr::cosine_warm_restarts_params p;
+    fastlr::cosine_warm_restarts_state s;
+    if (!dict_num(d, names.T_0, p.T_0) || !dict_num(d, names.T_mult, p.T_mult) || !dict_num(d, names.eta_min, p.eta_min) ||
+        !dict_num(d, names.T_cur, s.T_cur) || !dict_num(d, names.T_i, s.T_i) ||
+        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch))
+        return PyErr_Clear(), fast::fallback;
+    pynum ep;
+    const bool given = epoch != Py_None;
+    if (given && !to_num(epoch, ep)) return fast::fallback;
+    if (fastlr::cosine_warm_restarts_advance(p, s, given, ep) != errc::ok) return fast::fallback;
+    update u;
+    if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) return fast::fallback;
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    if (!gather_list(d, names.base_lrs, n, eng->x->data())) return fast::fallback;
+    ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
+    ref last(PyList_New(n));
+    if (!t_cur || !t_i || !le || !last) return fast::error;
+    operands src;
+    src.x = eng->x->data();
+    r = write_single(eng, f.groups.get(), n, u, src, last.get());
+    if (r != fast::handled) return r;
+    if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
+        PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
+        PyDict_SetItem(d, names.last_lr, last.get()) < 0)
+        return fast::error;
+    return fast::handled;
+}
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+
+/// ReduceLROnPlateau._is_better's branch for (mode, threshold_mode), in torch's if/elif order.
+bool plateau_rule(PyObject* mode, PyObject* tmode, fastlr::plateau_params::rule& out) {
+    auto is = [](PyObject* o, PyObject* s) {
+        return PyUnicode_CheckExact(o) && (o == s || PyUnicode_Compare(o, s) == 0);
+    };
+    if (!mode || !tmode) return false;
+    const bool mn = is(mode, names.min), mx = is(mode, names.max);
+    const bool rel = is(tmode, names.rel), ab = is(tmode, names.abs);
+    using rule = fastlr::plateau_params::rule;
+    if (mn && rel) out = rule::min_rel;
+    else if (mn && ab) out = rule::min_abs;
+    else if (mx && rel) out = rule::max_rel;
+    else out = rule::max_abs;
+    return true;
+}
+
+}  // namespace
+
+/// ReduceLROnPlateau.step(metrics) (no epoch: that one warns, in torch's code).
+fast plateau_step(Engine*, PyObject* self, PyObject* metrics) {
+    // current = float(metrics): runs the metric's __float__ (a tensor's item()) before anything is read,
+    // exactly where torch does; an exception propagates with nothing changed, as in torch.
+    ref current(PyNumber_Float(metrics));
+    if (!current) return fast::error;
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    fastlr::plateau_params p;
+    fastlr::plateau_state s;
+    if (!to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch) || !dict_num(d, names.best, s.best) ||
+        !dict_num(d, names.num_bad_epochs, s.num_bad_epochs) ||
+        !dict_num(d, names.cooldown_counter, s.cooldown_counter) || !dict_num(d, names.patience, p.patience) ||
+        !dict_num(d, names.cooldown, p.cooldown) || !dict_num(d, names.threshold, p.threshold) ||
+        !plateau_rule(PyDict_GetItemWithError(d, names.mode), PyDict_GetItemWithError(d, names.threshold_mode),
+                      p.is_better))
+        return PyErr_Clear(), fast::fallback;
+    if (!PyFloat_CheckExact(current.get())) return fast::fallback;  // a float subclass from __float__
+    const double cur = PyFloat_AS_DOUBLE(current.get());
+    bool improved = false, reduce = false;
+    if (fastlr::plateau_observe(p, s, cur, improved, reduce) != errc::ok) return fast::fallback;
+
+    const Py_ssize_t n = f.n;
+    PyObject* groups = f.groups.get();
+    ref new_lrs;  // per group: the object to store, or None to leave the group alone
+    if (reduce) {
+        pynum factor, eps;
+        PyObject* min_lrs = PyDict_GetItemWithError(d, names.min_lrs);
+        if (!dict_num(d, names.factor, factor) || !dict_num(d, names.eps, eps) || !min_lrs ||
+            !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n)
+            return PyErr_Clear(), fast::fallback;
+        new_lrs.reset(PyList_New(n));
+        if (!new_lrs) return fast::error;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups, i);
+            double old;
+            pynum mlr;
+            PyObject* mo = PyList_GET_ITEM(min_lrs, i);
+            if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, old) || !to_num(mo, mlr)) return fast::fallback;
+            bool write, takes_min;
+            double nv;
+            if (fastlr::plateau_reduce(old, factor, mlr, eps, write, nv, takes_min) != errc::ok) return fast::fallback;
+            PyObject* o = !write ? ref::incref(Py_None) : takes_min ? ref::incref(mo) : PyFloat_FromDouble(nv);
+            if (!o) return fast::error;
+            PyList_SET_ITEM(new_lrs.get(), i, o);
+        }
+    }
+    ref le(PyLong_FromLongLong(s.last_epoch));
+    ref nbe(from_num(s.num_bad_epochs)), cdc(from_num(s.cooldown_counter));
+    if (!le || !nbe || !cdc) return fast::error;
+    // The container allocations above may have run the cyclic GC: re-check what the writes rely on.
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+
+    // Commit in torch's order: last_epoch, best / num_bad_epochs, cooldown_counter, lrs, _last_lr.
+    if (PyDict_SetItem(d, names.last_epoch, le.get()) < 0) return fast::error;
+    if (improved && PyDict_SetItem(d, names.best, current.get()) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.num_bad_epochs, nbe.get()) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.cooldown_counter, cdc.get()) < 0) return fast::error;
+    if (reduce) {
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* v = PyList_GET_ITEM(new_lrs.get(), i);
+            if (v != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v) < 0) return fast::error;
+        }
+    }
+    ref opt(ref::incref(PyDict_GetItemWithError(d, names.optimizer)));
+    ref last(current_lrs(opt.get(), groups, n));
+    if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
+    return fast::handled;
+}
+
+// ------------------------------------------------------------------------------------------------
+namespace {
+
+/// Python's bisect.bisect_right(a, x) on a list or tuple of ints (the same probes, so unsorted
+/// milestones give torch's answer too). False if an element is not an exact int.
+bool bisect_right(PyObject* seq, std::int64_t x, Py_ssize_t& out) {
+    Py_ssize_t lo = 0, hi = PySequence_Fast_GET_SIZE(seq);
+    PyObject** items = PySequence_Fast_ITEMS(seq);
+    while (lo < hi) {
+        const Py_ssize_t mid = (lo + hi) / 2;
+        std::int64_t v;
+        if (!to_counter(items[mid], v)) return false;
+        if (x < v) hi = mid;
+        else lo = mid + 1;
+    }
+    out = lo;
+    return true;
+}
+
+}  // namespace
+
+/// SequentialLR.step(): advance last_epoch, pick the member for it, and either restart that member
+/// at a milestone (`_update_lr(0)`) or step it; `_last_lr` is the member's list.
+fast sequential_step(Engine*, PyObject* self) {
+    ref d(PyObject_GenericGetDict(self, nullptr));
+    if (!d) return PyErr_Clear(), fast::fallback;
+    std::int64_t le;
+    PyObject* ms = PyDict_GetItemWithError(d.get(), names.milestones_priv);
+    PyObject* scheds = PyDict_GetItemWithError(d.get(), names.schedulers);
+    if (!to_counter(PyDict_GetItemWithError(d.get(), names.last_epoch), le) || !ms || !scheds ||
+        !(PyList_CheckExact(ms) || PyTuple_CheckExact(ms)) || !(PyList_CheckExact(scheds) || PyTuple_CheckExact(scheds)))
+        return PyErr_Clear(), fast::fallback;
+    ++le;
+    Py_ssize_t idx;
+    if (!bisect_right(ms, le, idx) || idx >= PySequence_Fast_GET_SIZE(scheds)) return fast::fallback;
+    bool restart = false;
+    if (idx > 0) {
+        std::int64_t m;
+        if (!to_counter(PySequence_Fast_ITEMS(ms)[idx - 1], m)) return fast::fallback;
+        restart = m == le;
+    }
+    ref member(ref::incref(PySequence_Fast_ITEMS(scheds)[idx]));
+    ref le_obj(PyLong_FromLongLong(le));
+    if (!le_obj || PyDict_SetItem(d.get(), names.last_epoch, le_obj.get()) < 0) return fast::error;
+    ref res;
+    if (restart) {
+        static PyObject* zero = PyLong_FromLong(0);
+        res.reset(PyObject_CallMethodOneArg(member.get(), names.update_lr, zero));
+    } else {
+        res.reset(PyObject_CallMethodNoArgs(member.get(), names.step));
+    }
+    if (!res) return fast::error;
+    ref last(PyObject_CallMethodNoArgs(member.get(), names.get_last_lr));
+    if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
+    return fast::handled;
+}
+
+/// ChainedScheduler.step(): step every member in order, then `_last_lr` from the last member's
+/// optimizer, built here rather than by a Python comprehension over the groups.
+fast chained_step(Engine*, PyObject* self) {
+    ref d(PyObject_GenericGetDict(self, nullptr));
+    if (!d) return PyErr_Clear(), fast::fallback;
+    ref scheds(ref::incref(PyDict_GetItemWithError(d.get(), names.schedulers)));
+    if (!scheds || !(PyList_CheckExact(scheds.get()) || PyTuple_CheckExact(scheds.get()))) return PyErr_Clear(), fast::fallback;
+    if (PySequence_Fast_GET_SIZE(scheds.get()) < 1) return fast::fallback;
+    // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
+    // list iterator does.
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds.get()); ++i) {
+        ref member(ref::incref(PySequence_Fast_ITEMS(scheds.get())[i]));
+        ref res(PyObject_CallMethodNoArgs(member.get(), names.step));
+        if (!res) return fast::error;
+    }
+    const Py_ssize_t k = PySequence_Fast_GET_SIZE(scheds.get());
+    if (k < 1) {  // a member emptied the list: torch's self._schedulers[-1] raises
+        PyErr_SetString(PyExc_IndexError, "list index out of range");
+        return fast::error;
+    }
+    ref tail(ref::incref(PySequence_Fast_ITEMS(scheds.get())[k - 1]));
+    ref opt(PyObject_GetAttr(tail.get(), names.optimizer));
+    if (!opt) return fast::error;
+    ref groups(PyObject_GetAttr(opt.get(), names.param_groups));
+    if (!groups) return fast::error;
+    ref last;
+    if (PyList_CheckExact(groups.get())) last.reset(current_lrs(opt.get(), groups.get(), PyList_GET_SIZE(groups.get())));
+    else last.reset(PyObject_CallFunctionObjArgs(refs.val_list, opt.get(), names.lr, nullptr));
+    if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
+    return fast::handled;
+}
+
+}  // namespace fastlr_py

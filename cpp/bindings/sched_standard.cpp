@@ -1,0 +1,592 @@
+// torch's standard scheduler protocol on the fast path: LRScheduler.step() -> _update_lr(epoch) ->
+// get_lr() / _get_closed_form_lr(), for every class that does not override step(): the decays,
+// CosineAnnealingLR, the lambda classes, CyclicLR, OneCycleLR and SWALR.
+#include "scheduler.hpp"
+
+#include <fastlr/cosine.hpp>
+#include <fastlr/cyclic.hpp>
+#include <fastlr/decay.hpp>
+#include <fastlr/swa.hpp>
+
+#include <cstring>
+
+namespace fastlr_py {
+namespace {
+
+bool has_closed_form(kind k) { return k >= kind::step_lr && k <= kind::cosine_annealing_lr; }
+
+/// What every standard step shares: the instance dict, counters and the optimizer's group list.
+struct std_frame : frame {
+    std::int64_t step_count = 0;
+    std::int64_t last_epoch = 0;
+    bool is_initial = false;
+    ref le_obj;            // the new last_epoch as the Python int torch stores
+    std::int64_t le = 0;   // its value
+    ref sc_obj;            // the new _step_count (from step()), allocated up front
+};
+
+fast open_standard(PyObject* self, bool from_step, PyObject* epoch, std_frame& f) {
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    if (!to_counter(PyDict_GetItemWithError(d, names.step_count), f.step_count)) return PyErr_Clear(), fast::fallback;
+    if (from_step && f.step_count == 1) return fast::via_torch;  // the order warnings live in torch's step()
+    if (!to_counter(PyDict_GetItemWithError(d, names.last_epoch), f.last_epoch)) return PyErr_Clear(), fast::fallback;
+    if (!dict_bool(d, names.is_initial, f.is_initial)) return fast::fallback;
+    if (epoch == Py_None) {
+        f.le = f.last_epoch + 1;
+        f.le_obj.reset(PyLong_FromLongLong(f.le));
+        if (!f.le_obj) return fast::error;
+    } else {
+        if (!to_counter(epoch, f.le)) return fast::fallback;
+        f.le_obj.reset(ref::incref(epoch));  // torch stores the caller's int object itself
+    }
+    if (from_step) {
+        f.sc_obj.reset(PyLong_FromLongLong(f.step_count + 1));
+        if (!f.sc_obj) return fast::error;
+    }
+    return fast::handled;
+}
+
+fastlr::step_state state_of(const std_frame& f, bool from_step) {
+    return fastlr::step_state{f.le, f.is_initial, f.step_count + (from_step ? 1 : 0)};
+}
+
+/// Store counters as torch's step()/_update_lr() leave them (and in torch's key order), then the new
+/// `_last_lr`. Only MemoryError can fail here.
+fast commit(PyObject* d, const std_frame& f, PyObject* last) {
+    if (f.sc_obj && PyDict_SetItem(d, names.step_count, f.sc_obj.get()) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.last_epoch, f.le_obj.get()) < 0) return fast::error;
+    if (!set_within_step(d, Py_False)) return fast::error;
+    if (PyDict_SetItem(d, names.last_lr, last) < 0) return fast::error;
+    return fast::handled;
+}
+
+/// A standard step whose per-group expression is `u` over `src`: the decays, CosineAnnealingLR,
+/// SWALR. `needs_base` gathers base_lrs into x (closed forms) or y (cos_add) first.
+fast run_single(Engine* eng, const std_frame& f, const update& u, operands src) {
+    PyObject* d = f.dict.get();
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    // torch zips base_lrs with the groups strictly wherever it reads them.
+    if (u.x_is_base) {
+        if (!gather_list(d, names.base_lrs, n, eng->x->data())) return fast::fallback;
+        src.x = eng->x->data();
+    } else if (u.kind == update::op::cos_add) {
+        if (!gather_list(d, names.base_lrs, n, eng->y->data())) return fast::fallback;
+        src.y = eng->y->data();
+    }
+    // Allocate before touching the groups: a container allocation may run the cyclic GC (and
+    // finalizers); from here on no Python code runs until the step is committed.
+    ref last(PyList_New(n));
+    if (!last) return fast::error;
+    const fast r = write_single(eng, f.groups.get(), n, u, src, last.get());
+    if (r != fast::handled) return r;
+    return commit(d, f, last.get());
+}
+
+// ------------------------------------------------------------------------------------------------
+// The decays and CosineAnnealingLR: scalars from the attributes, then one pass.
+
+fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed, PyObject* le_obj, update& u) {
+    errc e = errc::ok;
+    switch (k) {
+        case kind::step_lr: {
+            fastlr::step_lr_params p;
+            if (!dict_num(d, names.step_size, p.step_size) || !dict_num(d, names.gamma, p.gamma))
+                return fast::fallback;
+            e = closed ? fastlr::step_lr_closed(p, st, u) : fastlr::step_lr_chainable(p, st, u);
+            break;
+        }
+        case kind::multistep_lr: {
+            fastlr::multistep_lr_params p;
+            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
+            PyObject* ms = PyDict_GetItemWithError(d, names.milestones);
+            if (!ms) return PyErr_Clear(), fast::fallback;
+            // A plain dict or collections.Counter (its __contains__/__getitem__ are dict's for present keys).
+            if (!PyDict_CheckExact(ms) && reinterpret_cast<PyObject*>(Py_TYPE(ms)) != refs.counter_type)
+                return fast::fallback;
+            if (!closed) {
+                PyObject* cnt = PyDict_GetItemWithError(ms, le_obj);
+                if (!cnt && PyErr_Occurred()) return PyErr_Clear(), fast::fallback;
+                pynum c;
+                if (cnt && !to_num(cnt, c)) return fast::fallback;
+                e = fastlr::multistep_lr_chainable(p, cnt != nullptr, c, u);
+            } else {
+                // bisect_right(sorted(milestones.elements()), le): the elements <= le, counted.
+                std::int64_t passed = 0;
+                Py_ssize_t pos = 0;
+                PyObject *key, *val;
+                while (PyDict_Next(ms, &pos, &key, &val)) {
+                    pynum kv, cv;
+                    if (!to_num(key, kv) || !to_num(val, cv) || !cv.is_int) return fast::fallback;
+                    if (!kv.is_int && kv.d != kv.d) return fast::fallback;  // NaN milestones: sorted() order
+                    if (cv.i <= 0) continue;                                 // elements() skips them
+                    int c;
+                    if (fastlr::py_cmp(kv, st.le(), c) != errc::ok) return fast::fallback;
+                    if (c <= 0 && __builtin_add_overflow(passed, cv.i, &passed)) return fast::fallback;
+                }
+                e = fastlr::multistep_lr_closed(p, passed, u);
+            }
+            break;
+        }
+        case kind::constant_lr: {
+            fastlr::constant_lr_params p;
+            if (!dict_num(d, names.factor, p.factor) || !dict_num(d, names.total_iters, p.total_iters))
+                return fast::fallback;
+            e = closed ? fastlr::constant_lr_closed(p, st, u) : fastlr::constant_lr_chainable(p, st, u);
+            break;
+        }
+        case kind::linear_lr: {
+            fastlr::linear_lr_params p;
+            if (!dict_num(d, names.start_factor, p.start_factor) || !dict_num(d, names.end_factor, p.end_factor) ||
+                !dict_num(d, names.total_iters, p.total_iters))
+                return fast::fallback;
+            e = closed ? fastlr::linear_lr_closed(p, st, u) : fastlr::linear_lr_chainable(p, st, u);
+            break;
+        }
+        case kind::exponential_lr: {
+            fastlr::exponential_lr_params p;
+            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
+            e = closed ? fastlr::exponential_lr_closed(p, st, u) : fastlr::exponential_lr_chainable(p, st, u);
+            break;
+        }
+        case kind::polynomial_lr: {
+            fastlr::polynomial_lr_params p;
+            if (!dict_num(d, names.total_iters, p.total_iters) || !dict_num(d, names.power, p.power))
+                return fast::fallback;
+            e = closed ? fastlr::polynomial_lr_closed(p, st, u) : fastlr::polynomial_lr_chainable(p, st, u);
+            break;
+        }
+        case kind::cosine_annealing_lr: {
+            fastlr::cosine_annealing_lr_params p;
+            if (!dict_num(d, names.T_max, p.T_max) || !dict_num(d, names.eta_min, p.eta_min)) return fast::fallback;
+            e = closed ? fastlr::cosine_annealing_lr_closed(p, st, u)
+                       : fastlr::cosine_annealing_lr_chainable(p, st, u);
+            break;
+        }
+        default:
+            return fast::fallback;
+    }
+    return e == errc::ok ? fast::handled : fast::fallback;
+}
+
+// ------------------------------------------------------------------------------------------------
+// SWALR: scalars from _step_count; per group x = lr, y = group["swa_lr"].
+
+fast swalr_update(PyObject* d, const fastlr::step_state& st, update& u) {
+    fastlr::swalr_params p;
+    if (!dict_num(d, names.anneal_epochs, p.anneal_epochs)) return fast::fallback;
+    PyObject* fn = PyDict_GetItemWithError(d, names.anneal_func);
+    if (fn == refs.swa_cos) p.cosine = true;
+    else if (fn == refs.swa_linear) p.cosine = false;
+    else return PyErr_Clear(), fast::fallback;  // a custom anneal function: torch's code calls it
+    return fastlr::swalr_scalars(p, st.step_count, u) == errc::ok ? fast::handled : fast::fallback;
+}
+
+// ------------------------------------------------------------------------------------------------
+// CyclicLR and OneCycleLR: closed forms that also write momentum or beta1. A first pass reads and
+// computes everything, a second one writes, so a fallback never leaves a group half-written.
+
+/// Where a group's two operands come from: two lists of the scheduler (CyclicLR) or two group keys
+/// (OneCycleLR's phase keys).
+struct pair_src {
+    PyObject* x_key = nullptr;  // group keys, or
+    PyObject* y_key = nullptr;
+    const double* x = nullptr;  // arrays
+    const double* y = nullptr;
+};
+
+bool read_pair(PyObject* g, const pair_src& s, Py_ssize_t i, double& x, double& y) {
+    if (s.x) {
+        x = s.x[i];
+        y = s.y[i];
+        return true;
+    }
+    return dict_float(g, s.x_key, x) && dict_float(g, s.y_key, y);
+}
+
+fast run_with_momentum(const std_frame& f, const update& lr_u, const pair_src& lr_src, bool momentum,
+                       const update& m_u, const pair_src& m_src, bool beta1) {
+    PyObject* d = f.dict.get();
+    PyObject* groups = f.groups.get();
+    const Py_ssize_t n = f.n;
+    ref last(PyList_New(n));
+    if (!last) return fast::error;
+    ref moms(momentum ? PyList_New(n) : nullptr);  // the new momentum floats or betas tuples
+    if (momentum && !moms) return fast::error;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        double x, y, cur;
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_pair(g, lr_src, i, x, y))
+            return fast::fallback;
+        PyObject* nv = PyFloat_FromDouble(fastlr::eval(lr_u, x, y));
+        if (!nv) return fast::error;
+        PyList_SET_ITEM(last.get(), i, nv);
+        if (!momentum) continue;
+        double mx, my;
+        if (!read_pair(g, m_src, i, mx, my)) return fast::fallback;
+        ref m(PyFloat_FromDouble(fastlr::eval(m_u, mx, my)));
+        if (!m) return fast::error;
+        if (beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
+            PyObject* betas = PyDict_GetItemWithError(g, names.betas);
+            if (!betas || !PyTuple_CheckExact(betas) || PyTuple_GET_SIZE(betas) < 1) return PyErr_Clear(), fast::fallback;
+            const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
+            PyObject* t = PyTuple_New(nb);
+            if (!t) return fast::error;
+            PyTuple_SET_ITEM(t, 0, m.release());
+            for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(t, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
+            PyList_SET_ITEM(moms.get(), i, t);
+        } else {
+            PyList_SET_ITEM(moms.get(), i, m.release());
+        }
+    }
+    // The tuple allocations above may have run the cyclic GC: re-check what the writes rely on.
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+    // torch writes the momentum inside get_lr, then the lrs in _update_lr.
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        if (momentum && PyDict_SetItem(g, beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
+            return fast::error;
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0)
+            return fast::error;
+    }
+    return commit(d, f, last.get());
+}
+
+/// CyclicLR's `_scale_fn_ref`, decoded (and cached on the engine while the object stays the same).
+bool decode_cyclic_scale(Engine* eng, PyObject* fn, fastlr::cyclic_lr_params& p) {
+    if (fn != eng->scale_ref) {
+        int k;
+        pynum gamma;
+        if (fn == refs.triangular) {
+            k = static_cast<int>(fastlr::cyclic_scale::triangular);
+        } else if (fn == refs.triangular2) {
+            k = static_cast<int>(fastlr::cyclic_scale::triangular2);
+        } else if (reinterpret_cast<PyObject*>(Py_TYPE(fn)) == refs.partial_type) {
+            // functools.partial(CyclicLR._exp_range_scale_fn, gamma): immutable once made.
+            ref func(PyObject_GetAttr(fn, names.func));
+            ref args(PyObject_GetAttr(fn, names.args));
+            ref kw(PyObject_GetAttr(fn, names.keywords));
+            if (!func || !args || !kw) return PyErr_Clear(), false;
+            if (func.get() != refs.exp_range || !PyTuple_CheckExact(args.get()) || PyTuple_GET_SIZE(args.get()) != 1 ||
+                !PyDict_Check(kw.get()) || PyDict_GET_SIZE(kw.get()) != 0 || !to_num(PyTuple_GET_ITEM(args.get(), 0), gamma))
+                return false;
+            k = static_cast<int>(fastlr::cyclic_scale::exp_range);
+        } else {
+            return false;
+        }
+        Py_INCREF(fn);
+        Py_XSETREF(eng->scale_ref, fn);
+        eng->scale_kind = k;
+        eng->scale_gamma = gamma;
+    }
+    p.fn = static_cast<fastlr::cyclic_scale>(eng->scale_kind);
+    p.gamma = eng->scale_gamma;
+    return true;
+}
+
+fast cyclic_update(Engine* eng, const std_frame& f) {
+    PyObject* d = f.dict.get();
+    const Py_ssize_t n = f.n;
+    PyObject* custom = PyDict_GetItemWithError(d, names.scale_fn_custom);
+    if (custom != Py_None) return PyErr_Clear(), fast::fallback;  // a user scale_fn: torch's code calls it
+    fastlr::cyclic_lr_params p;
+    if (!dict_num(d, names.total_size, p.total_size) || !dict_num(d, names.step_ratio, p.step_ratio))
+        return fast::fallback;
+    PyObject* fn = PyDict_GetItemWithError(d, names.scale_fn_ref);
+    if (!fn || !decode_cyclic_scale(eng, fn, p)) return PyErr_Clear(), fast::fallback;
+    PyObject* mode = PyDict_GetItemWithError(d, names.scale_mode);
+    if (!mode || !PyUnicode_Check(mode)) return PyErr_Clear(), fast::fallback;
+    p.by_cycle = mode == names.cycle || PyUnicode_Compare(mode, names.cycle) == 0;
+    double sf, scale;
+    if (fastlr::cyclic_lr_scalars(p, pynum::of_int(f.le), sf, scale) != errc::ok) return fast::fallback;
+    bool momentum, beta1 = false;
+    if (!dict_bool(d, names.cycle_momentum, momentum) || (momentum && !dict_bool(d, names.use_beta1, beta1)))
+        return fast::fallback;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    pair_src lr_src, m_src;
+    if (!gather_list(d, names.base_lrs, n, eng->x->data()) || !gather_list(d, names.max_lrs, n, eng->y->data()))
+        return fast::fallback;
+    lr_src.x = eng->x->data();
+    lr_src.y = eng->y->data();
+    if (momentum) {
+        if (!gather_list(d, names.base_momentums, n, eng->mx->data()) ||
+            !gather_list(d, names.max_momentums, n, eng->my->data()))
+            return fast::fallback;
+        m_src.x = eng->mx->data();
+        m_src.y = eng->my->data();
+    }
+    return run_with_momentum(f, update{update::op::cyclic_rise, sf, scale, false}, lr_src, momentum,
+                             update{update::op::cyclic_fall, sf, scale, false}, m_src, beta1);
+}
+
+fast onecycle_update(const std_frame& f) {
+    PyObject* d = f.dict.get();
+    pynum total;
+    if (!dict_num(d, names.total_steps, total)) return fast::fallback;
+    PyObject* kind_obj = PyDict_GetItemWithError(d, names.anneal_func_type);
+    bool cosine;
+    if (kind_obj && PyUnicode_Check(kind_obj) && PyUnicode_Compare(kind_obj, names.cos) == 0) cosine = true;
+    else if (kind_obj && PyUnicode_Check(kind_obj) && PyUnicode_Compare(kind_obj, names.linear) == 0) cosine = false;
+    else return PyErr_Clear(), fast::fallback;  // legacy `anneal_func` or an unknown type: torch's code
+    PyObject* phases = PyDict_GetItemWithError(d, names.schedule_phases);
+    if (!phases || !PyList_CheckExact(phases)) return PyErr_Clear(), fast::fallback;
+    const Py_ssize_t np = PyList_GET_SIZE(phases);
+    if (np < 1 || np > 8) return fast::fallback;
+    fastlr::onecycle_phase ph[8];
+    for (Py_ssize_t i = 0; i < np; ++i) {
+        PyObject* phase = PyList_GET_ITEM(phases, i);
+        if (!PyDict_Check(phase) || !dict_num(phase, names.end_step, ph[i].end_step)) return PyErr_Clear(), fast::fallback;
+    }
+    std::size_t idx;
+    double pct;
+    if (fastlr::onecycle_locate(ph, static_cast<std::size_t>(np), pynum::of_int(f.le), total, idx, pct) != errc::ok)
+        return fast::fallback;
+    update u;
+    if (fastlr::onecycle_anneal(cosine, pct, u) != errc::ok) return fast::fallback;
+    PyObject* phase = PyList_GET_ITEM(phases, static_cast<Py_ssize_t>(idx));
+    pair_src lr_src, m_src;
+    lr_src.x_key = PyDict_GetItemWithError(phase, names.start_lr);
+    lr_src.y_key = PyDict_GetItemWithError(phase, names.end_lr);
+    if (!lr_src.x_key || !lr_src.y_key) return PyErr_Clear(), fast::fallback;
+    bool momentum, beta1 = false;
+    if (!dict_bool(d, names.cycle_momentum, momentum) || (momentum && !dict_bool(d, names.use_beta1, beta1)))
+        return fast::fallback;
+    if (momentum) {
+        m_src.x_key = PyDict_GetItemWithError(phase, names.start_momentum);
+        m_src.y_key = PyDict_GetItemWithError(phase, names.end_momentum);
+        if (!m_src.x_key || !m_src.y_key) return PyErr_Clear(), fast::fallback;
+    }
+    // The phase keys are borrowed from the phase dict, which nothing can change before the writes.
+    ref hold(ref::incref(phase));
+    return run_with_momentum(f, u, lr_src, momentum, u, m_src, beta1);
+}
+
+// ------------------------------------------------------------------------------------------------
+// LambdaLR (`base_lr * lmbda(le)`) and MultiplicativeLR (`group["lr"] * lmbda(le)`): the user's
+// callables run in torch's order with `_get_lr_called_within_step` set, as torch's context does; the
+// arithmetic and the writes are done here.
+
+void clear_objs(Engine* eng, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR((*eng->objs)[static_cast<std::size_t>(i)]);
+}
+
+fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
+    PyObject* d = f.dict.get();
+    const Py_ssize_t n = f.n;
+    if (multiplicative && f.is_initial) return run_single(eng, f, update::keep(), operands{});
+
+    // Validate everything torch would trip over before any user code runs, so that a fallback never
+    // calls a lambda twice.
+    PyObject* lambdas = PyDict_GetItemWithError(d, names.lr_lambdas);
+    if (!lambdas || !PyList_CheckExact(lambdas) || PyList_GET_SIZE(lambdas) != n) return PyErr_Clear(), fast::fallback;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    double* x = eng->x->data();
+    double* y = eng->y->data();
+    double* out = eng->out->data();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
+        double lr;
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr)) return fast::fallback;
+    }
+    ref base_list;
+    if (!multiplicative) {
+        if (!gather_list(d, names.base_lrs, n, x)) return fast::fallback;
+        base_list.reset(ref::incref(PyDict_GetItem(d, names.base_lrs)));
+    }
+    ref lambda_list(ref::incref(lambdas));
+
+    // torch: _step_count += 1, then last_epoch += 1 inside the get_lr context.
+    if (f.sc_obj && PyDict_SetItem(d, names.step_count, f.sc_obj.get()) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.last_epoch, f.le_obj.get()) < 0) return fast::error;
+    if (!set_within_step(d, Py_True)) return fast::error;
+
+    eng->busy = true;
+    bool ok = true;
+    for (Py_ssize_t i = 0; i < n && ok; ++i) {
+        // Re-read per item, as torch's comprehension does: the callables may change things.
+        if (PyList_GET_SIZE(lambda_list.get()) <= i) {
+            PyErr_SetString(PyExc_RuntimeError, "lr_lambdas changed size during step()");
+            ok = false;
+            break;
+        }
+        ref fn(ref::incref(PyList_GET_ITEM(lambda_list.get(), i)));
+        ref operand;  // group["lr"] (multiplicative) or base_lrs[i]
+        if (multiplicative) {
+            PyObject* groups = f.groups.get();
+            PyObject* g = PyList_GET_SIZE(groups) > i ? PyList_GET_ITEM(groups, i) : nullptr;
+            PyObject* v = g && PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            if (!v) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "param_groups changed during step()");
+                ok = false;
+                break;
+            }
+            operand.reset(ref::incref(v));
+        } else {
+            if (PyList_GET_SIZE(base_list.get()) <= i) {
+                PyErr_SetString(PyExc_RuntimeError, "base_lrs changed size during step()");
+                ok = false;
+                break;
+            }
+            operand.reset(ref::incref(PyList_GET_ITEM(base_list.get(), i)));
+        }
+        ref val(PyObject_CallOneArg(fn.get(), f.le_obj.get()));
+        if (!val) {
+            ok = false;
+            break;
+        }
+        pynum num;
+        if (PyFloat_CheckExact(operand.get()) && (PyFloat_CheckExact(val.get()) || PyLong_CheckExact(val.get())) &&
+            to_num(val.get(), num)) {
+            x[i] = PyFloat_AS_DOUBLE(operand.get());
+            y[i] = num.d;
+        } else {
+            PyObject* prod = PyNumber_Multiply(operand.get(), val.get());
+            if (!prod) {
+                ok = false;
+                break;
+            }
+            (*eng->objs)[static_cast<std::size_t>(i)] = prod;
+        }
+    }
+    eng->busy = false;
+    if (!set_within_step(d, Py_False) || !ok) {
+        clear_objs(eng, n);
+        return fast::error;
+    }
+
+    // torch: for group, lr in zip(self.optimizer.param_groups, values, strict=True): ...
+    PyObject* opt = PyDict_GetItemWithError(d, names.optimizer);
+    ref groups(opt ? PyObject_GetAttr(opt, names.param_groups) : nullptr);
+    if (!groups || !PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n) {
+        clear_objs(eng, n);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "param_groups changed length during step(): zip() arguments differ");
+        return fast::error;
+    }
+    fastlr::apply(update{update::op::scale_each, 0.0, 0.0, false}, x, y, out, static_cast<std::size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject*& slot = (*eng->objs)[static_cast<std::size_t>(i)];
+        ref v(slot ? slot : PyFloat_FromDouble(out[i]));
+        slot = nullptr;
+        if (!v) {
+            clear_objs(eng, n);
+            return fast::error;
+        }
+        PyObject* g = PyList_GET_ITEM(groups.get(), i);
+        PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+        int rc;
+        if (cur && PyFloat_CheckExact(cur)) {
+            rc = PyDict_SetItem(g, names.lr, v.get());
+        } else {  // a tensor lr (or stranger) appeared meanwhile: torch's own helper decides
+            PyErr_Clear();
+            ref res(PyObject_CallFunctionObjArgs(refs.update_group, g, names.lr, v.get(), nullptr));
+            rc = res ? 0 : -1;
+        }
+        if (rc < 0) {
+            clear_objs(eng, n);
+            return fast::error;
+        }
+    }
+    ref last(current_lrs(opt, groups.get(), n));
+    if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
+    return fast::handled;
+}
+
+}  // namespace
+
+/// Restore groups [0, upto) to the lr values saved in `old` (a failed one-pass write). The restored
+/// floats are equal in value to the originals (float identity is not observable through torch).
+static void rollback_groups(PyObject* groups, const double* old, Py_ssize_t upto) {
+    for (Py_ssize_t i = 0; i < upto; ++i) {
+        ref v(PyFloat_FromDouble(old[i]));
+        if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v.get()) < 0) PyErr_Clear();
+    }
+}
+
+/// One pass over the groups: read each exact-float lr, evaluate `u`, store the new float in the group
+/// and in `last` (the new `_last_lr`). Each group dict is visited once, which is what makes a step
+/// cost about as much as a bare assignment loop at thousands of groups. If a group is not an exact
+/// dict holding an exact float "lr" (or y_key), the groups already written are restored and nothing
+/// has changed.
+fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last) {
+    double* old = eng->out->data();
+    PyObject* prev = nullptr;  // the float made for the previous group (borrowed from `last`)
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+        double y = 0.0;
+        bool ok = v && PyFloat_CheckExact(v);
+        if (ok && src.y_key) {
+            PyObject* yo = PyDict_GetItemWithError(g, src.y_key);
+            ok = yo && PyFloat_CheckExact(yo);
+            if (ok) y = PyFloat_AS_DOUBLE(yo);
+        }
+        if (!ok) {
+            PyErr_Clear();
+            rollback_groups(groups, old, i);
+            return fast::fallback;
+        }
+        if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
+            Py_INCREF(v);
+            PyList_SET_ITEM(last, i, v);
+            continue;
+        }
+        const double cur = PyFloat_AS_DOUBLE(v);
+        old[i] = cur;
+        if (src.y) y = src.y[i];
+        const double value = fastlr::eval(u, src.x ? src.x[i] : cur, y);
+        // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
+        // would store equal floats; only their identity differs, which nothing can rely on).
+        PyObject* nv;
+        if (prev && std::memcmp(&PyFloat_AS_DOUBLE(prev), &value, sizeof value) == 0) {
+            nv = ref::incref(prev);
+        } else {
+            nv = PyFloat_FromDouble(value);
+        }
+        if (!nv || PyDict_SetItem(g, names.lr, nv) < 0) {
+            Py_XDECREF(nv);
+            rollback_groups(groups, old, i);
+            return fast::error;
+        }
+        PyList_SET_ITEM(last, i, nv);
+        prev = nv;
+    }
+    return fast::handled;
+}
+
+fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch) {
+    const kind k = static_cast<kind>(eng->kind);
+    std_frame f;
+    fast r = open_standard(self, from_step, epoch, f);
+    if (r != fast::handled) return r;
+    const fastlr::step_state st = state_of(f, from_step);
+    switch (k) {
+        case kind::lambda_lr: return lambda_update(eng, f, false);
+        case kind::multiplicative_lr: return lambda_update(eng, f, true);
+        case kind::cyclic_lr: return cyclic_update(eng, f);
+        case kind::one_cycle_lr: return onecycle_update(f);
+        case kind::swalr: {
+            update u;
+            r = swalr_update(f.dict.get(), st, u);
+            if (r != fast::handled) return r;
+            operands src;
+            src.y_key = names.swa_lr;
+            return run_single(eng, f, u, src);
+        }
+        default: {
+            update u;
+            const bool closed = epoch != Py_None && has_closed_form(k);
+            r = decay_update(k, f.dict.get(), st, closed, f.le_obj.get(), u);
+            if (r != fast::handled) return r;
+            return run_single(eng, f, u, operands{});
+        }
+    }
+}
+
+}  // namespace fastlr_py
