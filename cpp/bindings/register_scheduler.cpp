@@ -249,7 +249,10 @@ fast try_fast_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
             // Only a plain step has a fast path; step(epoch) takes torch's route for its warning.
             if (!bind_args(args, nargs, kwnames, &names.epoch, 1, bound)) return fast::fallback;
             if (bound[0] && bound[0] != Py_None) return fast::fallback;
-            return count(eng, standard_update(eng, self, true, Py_None));
+            // A fallback here runs torch's step(), whose _update_lr() comes back to the engine and
+            // counts the deferred update there: count it once, not twice.
+            const fast r = standard_update(eng, self, true, Py_None);
+            return r == fast::fallback ? r : count(eng, r);
         }
         case protocol::warm_restarts: {
             if (!bind_args(args, nargs, kwnames, &names.epoch, 1, bound)) return fast::fallback;

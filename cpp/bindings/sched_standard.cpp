@@ -532,13 +532,15 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
             rollback_groups(groups, old, i);
             return fast::fallback;
         }
+        const double cur = PyFloat_AS_DOUBLE(v);
+        // Saved for every group, keep steps included: a rollback restores all groups before the
+        // first unsupported one and must not write back a stale value from an earlier step.
+        old[i] = cur;
         if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
             Py_INCREF(v);
             PyList_SET_ITEM(last, i, v);
             continue;
         }
-        const double cur = PyFloat_AS_DOUBLE(v);
-        old[i] = cur;
         if (src.y) y = src.y[i];
         const double value = fastlr::eval(u, src.x ? src.x[i] : cur, y);
         // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
