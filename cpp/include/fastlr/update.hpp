@@ -40,22 +40,24 @@ struct update {
     static constexpr update base_scale(double f) { return update{op::scale, f, 0.0, true}; }
 
     /// Whether the expression reads the y operand.
-    constexpr bool needs_y() const {
+    FASTLR_HD constexpr bool needs_y() const {
         return kind == op::scale_each || kind == op::cos_add || kind == op::cyclic_rise ||
                kind == op::cyclic_fall || kind == op::anneal_cos || kind == op::anneal_linear || kind == op::swa;
     }
 };
 
 /// SWALR._get_initial_lr: the lr before the previous interpolation, `(lr - alpha * swa_lr) / (1 - alpha)`.
-inline double swa_initial_lr(double lr, double swa_lr, double alpha) {
+FASTLR_HD inline double swa_initial_lr(double lr, double swa_lr, double alpha) {
     if (alpha == 1.0) return swa_lr;
     return (lr - (alpha * swa_lr)) / (1.0 - alpha);
 }
 
 /// Evaluate `u` for one group. Each expression is written with explicit parentheses in CPython's
 /// left-to-right evaluation order; the build disables FMA contraction so each operation rounds
-/// separately, as CPython's do. Operands the op does not read are ignored.
-inline double eval(const update& u, double x, double y) {
+/// separately, as CPython's do (and the CUDA build passes --fmad=false for the same reason: the
+/// per-group arithmetic is plain IEEE +, -, *, /, so the device gives the same bits as the host).
+/// Operands the op does not read are ignored.
+FASTLR_HD inline double eval(const update& u, double x, double y) {
     const double a = u.a, b = u.b;
     switch (u.kind) {
         case update::op::keep: return x;
