@@ -29,7 +29,7 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) return fast::fallback;
     const Py_ssize_t n = f.n;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-    if (!gather_list(d, names.base_lrs, n, eng->x->data())) return fast::fallback;
+    if (!gather_list(eng, d, names.base_lrs, n, eng->x->data())) return fast::fallback;
     ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
     ref last(PyList_New(n));
     if (!t_cur || !t_i || !le || !last) return fast::error;

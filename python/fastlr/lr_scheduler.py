@@ -33,7 +33,7 @@ from typing import Any
 from torch.optim import lr_scheduler as _tls
 from torch.optim import swa_utils as _swa
 
-from . import _core
+from . import _core, _tensor_lrs
 
 __all__ = [
     "EPOCH_DEPRECATION_WARNING",
@@ -128,6 +128,38 @@ class LRScheduler(_tls.LRScheduler):
         if not _core.update(self, epoch):
             super()._update_lr(epoch)
 
+    # `_last_lr` after a step with tensor lrs is built when it is read: torch's list holds one fresh
+    # tensor per group, which is exactly the per-group work the packed path avoids on every step.
+    @property
+    def _last_lr(self) -> list[Any]:
+        d = self.__dict__
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:
+            d["_last_lr"] = eng.take_last_lr()
+        try:
+            return d["_last_lr"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_last_lr'") from None
+
+    @_last_lr.setter
+    def _last_lr(self, value: list[Any]) -> None:
+        self.__dict__["_last_lr"] = value
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:
+            eng.clear_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the scheduler's state as a dict: torch's keys and values (``_last_lr`` included)."""
+        self._last_lr  # noqa: B018 - materialise a pending `_last_lr` into __dict__
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load the scheduler's state (torch's state dicts and fastlr's are the same)."""
+        eng = _engine_of(self)
+        super().load_state_dict(state_dict)
+        if eng is not None and eng.last_lr_stale:
+            eng.clear_last_lr()
+
     @property
     def uses_fast_path(self) -> bool:
         """Whether this scheduler's class is stepped by fastlr's engine (per step the engine may still
@@ -137,10 +169,18 @@ class LRScheduler(_tls.LRScheduler):
     # Pickling and copying carry torch's state (the instance dict) only; the engine is rebuilt on
     # the next step.
     def __getstate__(self) -> dict[str, Any]:
+        self._last_lr  # noqa: B018 - materialise a pending `_last_lr`
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def _engine_of(sched: LRScheduler) -> Any:
+    try:
+        return sched._fastlr_engine
+    except AttributeError:
+        return None
 
 
 _core._install(
@@ -156,6 +196,9 @@ _core._install(
         "exp_range": _tls.CyclicLR._exp_range_scale_fn,
         "swa_cos": _swa.SWALR._cosine_anneal,
         "swa_linear": _swa.SWALR._linear_anneal,
+        "pack_groups": _tensor_lrs.pack_groups,
+        "describe": _tensor_lrs.describe,
+        "device_apply": _tensor_lrs.device_apply,
     },
 )
 _core._install_step(LRScheduler, _STEP_STANDARD)
