@@ -112,6 +112,8 @@ fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed
                 if (cnt && !to_num(cnt, c)) return fast::fallback;
                 e = fastlr::multistep_lr_chainable(p, cnt != nullptr, c, u);
             } else {
+                // torch calls milestones.elements(): a plain dict has none (AttributeError in torch).
+                if (reinterpret_cast<PyObject*>(Py_TYPE(ms)) != refs.counter_type) return fast::fallback;
                 // bisect_right(sorted(milestones.elements()), le): the elements <= le, counted.
                 std::int64_t passed = 0;
                 Py_ssize_t pos = 0;
@@ -410,7 +412,17 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         }
     }
     eng->busy = false;
-    if (!set_within_step(d, Py_False) || !ok) {
+    // torch's context manager resets the flag whether or not a lambda raised; the lambda's exception
+    // is set aside meanwhile (found by the parity tests: it used to be cleared).
+    PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    bool reset = set_within_step(d, Py_False);
+    if (exc_type) {
+        if (!reset) PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        reset = true;
+    }
+    if (!reset || !ok) {
         clear_objs(eng, n);
         return fast::error;
     }
