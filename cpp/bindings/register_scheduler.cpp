@@ -127,7 +127,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->v2 = new std::vector<double>();
         self->holders = new std::vector<std::uint8_t>();
         self->objs = new std::vector<PyObject*>();
-        self->tcache = new std::vector<std::vector<Engine::tensor_ref>>();
+        self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -147,7 +147,7 @@ void engine_dealloc(PyObject* o) {
     delete self->holders;
     delete self->objs;
     for (auto& per_key : *self->tcache)
-        for (auto& t : per_key) Py_CLEAR(t.obj);
+        for (auto& t : per_key.second) Py_CLEAR(t.obj);
     delete self->tcache;
     Py_CLEAR(self->scale_ref);
     unpack(self);
@@ -447,22 +447,24 @@ PyObject* from_num(pynum v) { return v.is_int ? PyLong_FromLongLong(v.i) : PyFlo
 
 namespace {
 
-/// The value of tensor element `o` at position i of the list under `key`, through the engine's cache.
+/// The value of tensor element `o` at position i under `key`, through the engine's cache.
 bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out) {
     if (!refs.describe) return false;
-    PyObject* const keys[] = {names.base_lrs, names.max_lrs, names.base_momentums, names.max_momentums};
-    std::size_t k = 0;
-    while (k < 4 && keys[k] != key) ++k;
-    if (k == 4) return false;
     auto& cache = *eng->tcache;
     const std::size_t si = static_cast<std::size_t>(i);
+    std::vector<Engine::tensor_ref>* per_key = nullptr;
+    for (auto& kv : cache)
+        if (kv.first == key) per_key = &kv.second;
     try {
-        if (cache.size() < 4) cache.resize(4);
-        if (cache[k].size() <= si) cache[k].resize(si + 1);
+        if (!per_key) {
+            cache.emplace_back(key, std::vector<Engine::tensor_ref>());
+            per_key = &cache.back().second;
+        }
+        if (per_key->size() <= si) per_key->resize(si + 1);
     } catch (const std::bad_alloc&) {
         return false;
     }
-    Engine::tensor_ref& t = cache[k][si];
+    Engine::tensor_ref& t = (*per_key)[si];
     if (t.obj != o) {
         ref d(PyObject_CallOneArg(refs.describe, o));  // (pointer, code, value) or None
         unsigned long long ptr = 0;
@@ -486,17 +488,31 @@ bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, doubl
 
 }  // namespace
 
+bool value_of(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out) {
+    if (PyFloat_CheckExact(o)) {
+        out = PyFloat_AS_DOUBLE(o);
+        return true;
+    }
+    return tensor_element(eng, key, i, o, out);
+}
+
+bool group_value(Engine* eng, PyObject* g, PyObject* key, Py_ssize_t i, double& out) {
+    PyObject* o = PyDict_GetItemWithError(g, key);
+    if (!o) {
+        PyErr_Clear();
+        return false;
+    }
+    return value_of(eng, key, i, o, out);
+}
+
 bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* out) {
     PyObject* l = PyDict_GetItemWithError(d, key);
     if (!l || !PyList_CheckExact(l) || PyList_GET_SIZE(l) != n) {
         PyErr_Clear();
         return false;
     }
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* v = PyList_GET_ITEM(l, i);
-        if (PyFloat_CheckExact(v)) out[i] = PyFloat_AS_DOUBLE(v);
-        else if (!tensor_element(eng, key, i, v, out[i])) return false;
-    }
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!value_of(eng, key, i, PyList_GET_ITEM(l, i), out[i])) return false;
     return true;
 }
 

@@ -512,11 +512,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         double y = 0.0;
         bool ok = v && PyFloat_CheckExact(v);
-        if (ok && src.y_key) {
-            PyObject* yo = PyDict_GetItemWithError(g, src.y_key);
-            ok = yo && PyFloat_CheckExact(yo);
-            if (ok) y = PyFloat_AS_DOUBLE(yo);
-        }
+        if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y);
         if (!ok) {
             PyErr_Clear();
             rollback_groups(groups, old, i);
@@ -555,10 +551,10 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
 namespace {
 
 /// A side's operands for group i (float executor): from the arrays or the group's keys.
-bool read_operands(PyObject* g, const side& sd, Py_ssize_t i, double cur, double& x, double& y) {
+bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, double cur, double& x, double& y) {
     if (sd.x) x = sd.x[i];
     else if (sd.x_key) {
-        if (!dict_float(g, sd.x_key, x)) return false;
+        if (!group_value(eng, g, sd.x_key, i, x)) return false;
     } else x = cur;
     if (!sd.u.needs_y()) {
         y = 0.0;
@@ -568,12 +564,12 @@ bool read_operands(PyObject* g, const side& sd, Py_ssize_t i, double cur, double
         y = sd.y[i];
         return true;
     }
-    return sd.y_key && dict_float(g, sd.y_key, y);
+    return sd.y_key && group_value(eng, g, sd.y_key, i, y);
 }
 
 /// The float executor for plans with momentum or key operands (CyclicLR, OneCycleLR): a first pass
 /// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
-fast execute_pairs(frame& f, const plan& p, ref& last) {
+fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
     last.reset(PyList_New(n));
@@ -583,14 +579,14 @@ fast execute_pairs(frame& f, const plan& p, ref& last) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         double x, y, cur;
-        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(g, p.lr, i, cur, x, y))
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(eng, g, p.lr, i, cur, x, y))
             return fast::fallback;
         PyObject* nv = PyFloat_FromDouble(fastlr::eval(p.lr.u, x, y));
         if (!nv) return fast::error;
         PyList_SET_ITEM(last.get(), i, nv);
         if (!p.momentum) continue;
         double mx, my;
-        if (!read_operands(g, p.mom, i, 0.0, mx, my)) return fast::fallback;
+        if (!read_operands(eng, g, p.mom, i, 0.0, mx, my)) return fast::fallback;
         ref m(PyFloat_FromDouble(fastlr::eval(p.mom.u, mx, my)));
         if (!m) return fast::error;
         if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
@@ -645,7 +641,7 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
             src.y_key = p.lr.y_key;
             r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get());
         } else {
-            r = execute_pairs(f, p, last);
+            r = execute_pairs(eng, f, p, last);
         }
         if (r != fast::fallback) return r;
         // A value that is not a float: 0-d tensors get packed and the tensor executor takes over.

@@ -120,9 +120,9 @@ PyObject* momentum_value(PyObject* g, bool beta1) {
 }
 
 /// Operand of a side for group i: array, group key, or `cur` (the current value).
-bool operand(PyObject* g, const double* arr, PyObject* key, Py_ssize_t i, double cur, double& out) {
+bool operand(Engine* eng, PyObject* g, const double* arr, PyObject* key, Py_ssize_t i, double cur, double& out) {
     if (arr) out = arr[i];
-    else if (key) return dict_float(g, key, out);
+    else if (key) return group_value(eng, g, key, i, out);
     else out = cur;
     return true;
 }
@@ -247,8 +247,8 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             else if (lb->cpu) cur[si] = read_value(*lb, vl->off[si]);
             else cur[si] = 0.0;  // computed on the device
             double x, y = 0.0;
-            if (!operand(g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
-                (p.lr.u.needs_y() && !operand(g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
+            if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
+                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
                 ok = false;
                 break;
             }
@@ -263,8 +263,8 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 break;
             }
             double mx, my = 0.0;
-            if (!operand(g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
-                (p.mom.u.needs_y() && !operand(g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
+            if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
+                (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
                 ok = false;
                 break;
             }
@@ -339,8 +339,8 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 for (Py_ssize_t i = 0; i < n; ++i) {
                     PyObject* g = PyList_GET_ITEM(groups, i);
                     double mx = 0.0, my = 0.0;
-                    if (p.mom.x_key && !dict_float(g, p.mom.x_key, mx)) return fast::fallback;
-                    if (p.mom.y_key && !dict_float(g, p.mom.y_key, my)) return fast::fallback;
+                    if (p.mom.x_key && !group_value(eng, g, p.mom.x_key, i, mx)) return fast::fallback;
+                    if (p.mom.y_key && !group_value(eng, g, p.mom.y_key, i, my)) return fast::fallback;
                     (*eng->x)[static_cast<std::size_t>(i)] = mx;
                     (*eng->y)[static_cast<std::size_t>(i)] = my;
                 }

@@ -161,7 +161,8 @@ struct Engine {
         std::uint8_t code = 0;          // 0 float32 CPU, 1 float64 CPU, 2 value read once
         double value = 0.0;
     };
-    std::vector<std::vector<tensor_ref>>* tcache;  // per list key (see gather_list)
+    /// Per key (a list attribute such as base_lrs, or a group key such as max_momentum) and position.
+    std::vector<std::pair<PyObject*, std::vector<tensor_ref>>>* tcache;
     // CyclicLR: the last `_scale_fn_ref` seen and what it decoded to.
     PyObject* scale_ref;
     int scale_kind;
@@ -183,6 +184,11 @@ bool to_counter(PyObject* o, std::int64_t& out);         // exact int within +-2
 bool dict_num(PyObject* d, PyObject* key, pynum& out);   // d[key] as to_num
 bool dict_float(PyObject* d, PyObject* key, double& out);  // d[key] exact float
 PyObject* from_num(pynum v);                             // new reference: int or float as Python holds it
+/// Value `o` at position i of a list (or group i's value) under `key`: a Python float, or a 0-d float
+/// tensor read through the engine's cache (see gather_list).
+bool value_of(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out);
+/// Group g's value under `key` (value_of on g[key]).
+bool group_value(Engine* eng, PyObject* g, PyObject* key, Py_ssize_t i, double& out);
 /// Whether d[key] is Py_True / Py_False; false if absent or any other object.
 bool dict_bool(PyObject* d, PyObject* key, bool& out);
 /// d[key], a list of n values, into out: Python floats, or 0-d float tensors (base_lrs with tensor lrs).
