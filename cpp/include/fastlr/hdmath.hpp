@@ -1,0 +1,108 @@
+// Host/device math for the closed-form schedules (FASTLR_HD): cos(pi x), a counter-based RNG and
+// small helpers that compile unchanged for the host and under nvcc.
+//
+// Rules for this file and every FASTLR_HD function: no exceptions, no allocation, no std:: math
+// (use the C functions in the global namespace, which CUDA provides for the device), no casts of
+// values that may be out of range (those are undefined behaviour; every cast here is guarded).
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+
+#include "config.hpp"
+
+namespace fastlr {
+namespace hd {
+
+/// 2**53: every double at or above it is an even integer.
+inline constexpr double two_pow_53 = 9007199254740992.0;
+
+FASTLR_HD inline double min(double a, double b) { return b < a ? b : a; }
+FASTLR_HD inline double max(double a, double b) { return a < b ? b : a; }
+
+/// cos(pi * x), to within about 1 ulp, with the same bits on the host and the device.
+///
+/// Schedules spend most of their time in this one function, and glibc's cos is neither vectorisable
+/// nor what the device computes. Here the reduction is exact (x mod 2 and the quadrant split are
+/// exact in binary floating point) and the kernels are Taylor polynomials on |f| <= 1/4, whose
+/// first omitted terms are below 2**-60 relative. Branch-free apart from the range guard, so the
+/// host loop vectorises. cos_pi(0) = 1, cos_pi(0.5) = 0 and cos_pi(1) = -1 exactly.
+FASTLR_HD inline double cos_pi(double x) {
+    // Rounding to an integer by adding and subtracting 1.5 * 2**52 is exact for |y| < 2**51 (and,
+    // unlike a conversion to an integer type, vectorises on every SIMD level).
+    const double magic = 6755399441055744.0;
+    x = x < 0.0 ? -x : x;
+    const bool big = !(x < 1125899906842624.0);  // 2**50; also inf and NaN
+    const double xs = big ? 0.0 : x;
+    const double n = (2.0 * xs + magic) - magic;  // nearest integer to 2x
+    const double f = xs - 0.5 * n;                // [-1/4, 1/4], exact
+    const double m = (0.25 * n + magic) - magic;  // n = 4m + q, q in {-2, ..., 2}
+    const double q = n - 4.0 * m;
+    const double z = f * f;
+    // cos(pi f) = sum (-1)^k (pi f)^(2k) / (2k)!, k = 0..8
+    double c = 4.303069587032947e-06;
+    c = c * z - 0.0001046381049248457;
+    c = c * z + 0.0019295743094039231;
+    c = c * z - 0.02580689139001406;
+    c = c * z + 0.2353306303588932;
+    c = c * z - 1.3352627688545895;
+    c = c * z + 4.0587121264167685;
+    c = c * z - 4.934802200544679;
+    c = c * z + 1.0;
+    // sin(pi f) = f * sum (-1)^k pi^(2k+1) f^(2k) / (2k+1)!, k = 0..8
+    double s = 7.952054001475513e-07;
+    s = s * z - 2.1915353447830217e-05;
+    s = s * z + 0.00046630280576761255;
+    s = s * z - 0.0073704309457143504;
+    s = s * z + 0.08214588661112823;
+    s = s * z - 0.5992645293207921;
+    s = s * z + 2.5501640398773455;
+    s = s * z - 5.16771278004997;
+    s = s * z + 3.141592653589793;
+    s = s * f;
+    // cos(pi (f + q/2)) for q = -2..2: -c, s, c, -s, -c
+    const bool odd = q == 1.0 || q == -1.0;
+    const bool neg = q == 1.0 || q == 2.0 || q == -2.0;
+    const double v = odd ? s : c;
+    const double r = neg ? -v : v;
+    // From 2**50 on every double is an even integer: cos = 1 (NaN for inf and NaN).
+    return big ? (x - x) + 1.0 : r;
+}
+
+/// splitmix64's finaliser: a bijective 64-bit mixer (Steele, Lea and Flood 2014).
+FASTLR_HD inline std::uint64_t mix64(std::uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/// The k-th uniform draw in [0, 1) of stream (seed, step): a pure function of its arguments (a
+/// counter-based generator), so a run resumed at any step draws exactly what it would have drawn.
+FASTLR_HD inline double uniform(std::uint64_t seed, std::uint64_t step, std::uint64_t k) {
+    const std::uint64_t h = mix64(mix64(mix64(seed) + step) + k);
+    return static_cast<double>(h >> 11) * (1.0 / two_pow_53);
+}
+
+/// Standard normal z truncated to |z| < a (a > 0), from stream (seed, step). Exact rejection
+/// sampling with a proposal chosen for a high acceptance rate (normal proposals when a >= 1,
+/// uniform ones below); bounded at 64 rounds, after which it returns 0 (probability < 1e-25).
+FASTLR_HD inline double truncated_normal(std::uint64_t seed, std::uint64_t step, double a) {
+    for (std::uint64_t r = 0; r < 64; ++r) {
+        const double u1 = uniform(seed, step, 2 * r);
+        const double u2 = uniform(seed, step, 2 * r + 1);
+        if (a >= 1.0) {
+            // Box-Muller; 1 - u1 is in (0, 1], so the log is finite.
+            const double z = ::sqrt(-2.0 * ::log(1.0 - u1)) * cos_pi(2.0 * u2);
+            if (z < a && z > -a) return z;
+        } else {
+            const double z = (2.0 * u1 - 1.0) * a;
+            if (z < a && z > -a && u2 < ::exp(-0.5 * (z * z))) return z;
+        }
+    }
+    return 0.0;
+}
+
+}  // namespace hd
+}  // namespace fastlr
