@@ -364,6 +364,10 @@ class Schedule:
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, and plateau state can change
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy by value (the compiled program is rebuilt).
+        return (from_dict, (self.to_dict(),))
+
     def __repr__(self) -> str:
         parts = []
         for i, f in enumerate(self._fields):
@@ -931,7 +935,7 @@ def onecycle(
     steps once past the end and then raises, the schedule holds ``min`` from ``total - 1`` on.
 
     >>> s = onecycle(1.0, total_steps=101, pct_start=0.5, div_factor=10.0)
-    >>> s(0), s(49.5), s(100), s(10**6)
+    >>> round(s(0), 15), s(49.5), s(100), s(10**6)
     (0.1, 1.0, 1e-05, 1e-05)
     """
     return _OneCycle(max_value, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase)
