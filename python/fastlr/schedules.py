@@ -721,10 +721,13 @@ class _MultiStep(Schedule):
 
     def _emit(self, b: _Builder) -> int:
         # torch MultiStepLR's closed form: base * gamma ** bisect_right(milestones, t).
-        vals = [self.init_value * self.gamma**j for j in range(len(self.milestones) + 1)]
+        try:
+            vals = [self.init_value * self.gamma**j for j in range(len(self.milestones) + 1)]
+        except OverflowError:
+            vals = [math.inf]
         for v in vals:
             if not math.isfinite(v):
-                raise ValueError(f"multistep: init_value * gamma ** k overflows ({v!r})")
+                raise ValueError(f"multistep: init_value * gamma ** k overflows for {len(self.milestones)} milestones")
         return b.add("piecewise_constant", [len(self.milestones), *self.milestones, *vals])
 
     @property

@@ -29,16 +29,17 @@ FASTLR_HD inline double max(double a, double b) { return a < b ? b : a; }
 /// first omitted terms are below 2**-60 relative. Branch-free apart from the range guard, so the
 /// host loop vectorises. cos_pi(0) = 1, cos_pi(0.5) = 0 and cos_pi(1) = -1 exactly.
 FASTLR_HD inline double cos_pi(double x) {
-    // Rounding to an integer by adding and subtracting 1.5 * 2**52 is exact for |y| < 2**51 (and,
+    // Rounding y to an integer by adding and subtracting 2**52 is exact for 0 <= y < 2**52 (and,
     // unlike a conversion to an integer type, vectorises on every SIMD level).
-    const double magic = 6755399441055744.0;
+    const double two52 = 4503599627370496.0;
     x = x < 0.0 ? -x : x;
-    const bool big = !(x < 1125899906842624.0);  // 2**50; also inf and NaN
-    const double xs = big ? 0.0 : x;
-    const double n = (2.0 * xs + magic) - magic;  // nearest integer to 2x
-    const double f = xs - 0.5 * n;                // [-1/4, 1/4], exact
-    const double m = (0.25 * n + magic) - magic;  // n = 4m + q, q in {-2, ..., 2}
-    const double q = n - 4.0 * m;
+    const bool huge = !(x < two_pow_53);  // every such double is an even integer; also inf and NaN
+    double r = huge ? 0.0 : x;
+    r = r - 2.0 * ((0.5 * r + two52) - two52);  // x mod 2, in [-1, 1], exact
+    r = r < 0.0 ? -r : r;                        // cos is even: [0, 1]
+    const double n = (2.0 * r + two52) - two52;  // nearest integer to 2r: 0, 1 or 2
+    const double f = r - 0.5 * n;                // [-1/4, 1/4], exact
+    const double q = n;
     const double z = f * f;
     // cos(pi f) = sum (-1)^k (pi f)^(2k) / (2k)!, k = 0..8
     double c = 4.303069587032947e-06;
@@ -61,13 +62,10 @@ FASTLR_HD inline double cos_pi(double x) {
     s = s * z - 5.16771278004997;
     s = s * z + 3.141592653589793;
     s = s * f;
-    // cos(pi (f + q/2)) for q = -2..2: -c, s, c, -s, -c
-    const bool odd = q == 1.0 || q == -1.0;
-    const bool neg = q == 1.0 || q == 2.0 || q == -2.0;
-    const double v = odd ? s : c;
-    const double r = neg ? -v : v;
-    // From 2**50 on every double is an even integer: cos = 1 (NaN for inf and NaN).
-    return big ? (x - x) + 1.0 : r;
+    // cos(pi (f + q/2)) for q = 0, 1, 2: c, -s, -c
+    const double v = q == 1.0 ? s : c;
+    const double out = q == 0.0 ? v : -v;
+    return huge ? (x - x) + 1.0 : out;  // 1 for even integers; NaN for inf and NaN
 }
 
 /// splitmix64's finaliser: a bijective 64-bit mixer (Steele, Lea and Flood 2014).

@@ -87,7 +87,7 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
             if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
             if (!(p[3] > 0)) return bad(k, "k_decay", "> 0", p[3]);
             if (p[4] < 0) return bad(k, "cycles", ">= 0", p[4]);
-            if (!flag(p[5])) return bad(k, "extrapolate", "0 or 1", p[5]);
+            if (!(p[5] == 0.0 || p[5] == 1.0 || p[5] == 2.0)) return bad(k, "mode", "0, 1 or 2", p[5]);
             return {};
         case op::polynomial:
             if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);

@@ -47,20 +47,23 @@ FASTLR_HD inline double linear(const double* p, double t) {
     return t < T ? init + (end - init) * (t / T) : end;
 }
 
-/// cosine: [init, end, T, k_decay, cycles, extrapolate]
-///   q = (t / T) ** k_decay, with t / T clamped to 1 unless extrapolate != 0 (and 1 when T == 0)
-///   v = end + (init - end) * 0.5 * (1 + cos(2 pi cycles q))
+/// cosine: [init, end, T, k_decay, cycles, mode]
+///   x = t / T, clamped to 1 in mode 0 (and 1 when T == 0); q = x ** k_decay
+///   modes 0 and 1:  v = end + (init - end) * 0.5 * (1 + cos(2 pi cycles q))
+///   mode 2:         v = end + (init - end) * 0.5 * (1 + cos(pi ((cycles q) mod 1))) for x < 1, else end
 /// cycles = 0.5 is the usual half-period decay (optax.cosine_decay_schedule with alpha = end / init,
-/// torch CosineAnnealingLR's closed form, timm's k_decay); Hugging Face's `num_cycles` is `cycles`,
-/// and its schedules keep oscillating past T (extrapolate = 1). With cycles == 0.5 a clamped cosine
-/// is exactly end from T on (cos_pi(1) == -1 exactly). Written with selects only, so it vectorises.
+/// torch CosineAnnealingLR's closed form, timm's k_decay). Mode 1 keeps oscillating past T, and
+/// mode 2 restarts `cycles` times within T: Hugging Face's cosine (num_cycles = cycles) and
+/// cosine_with_restarts. With cycles == 0.5 a mode-0 cosine is exactly end from T on
+/// (cos_pi(1) == -1 exactly). Written with selects only, so it vectorises.
 FASTLR_HD inline double cosine(const double* p, double t) {
-    const double init = p[0], end = p[1], T = p[2], k = p[3], cycles = p[4];
-    const bool extrapolate = p[5] != 0.0;
+    const double init = p[0], end = p[1], T = p[2], k = p[3], cycles = p[4], mode = p[5];
     const double r = t / T;
-    const double x = !(T > 0.0) ? 1.0 : (extrapolate ? r : hd::min(r, 1.0));
+    const double x = !(T > 0.0) ? 1.0 : (mode == 1.0 ? r : hd::min(r, 1.0));
     const double q = k == 1.0 ? x : ::pow(x, k);
-    return end + (init - end) * (0.5 * (1.0 + hd::cos_pi((2.0 * cycles) * q)));
+    const double arg = mode == 2.0 ? ::fmod(cycles * q, 1.0) : (2.0 * cycles) * q;
+    const double v = end + (init - end) * (0.5 * (1.0 + hd::cos_pi(arg)));
+    return mode == 2.0 && !(x < 1.0) ? end : v;
 }
 
 /// polynomial: [init, end, T, power]   v = end + (init - end) * (1 - t / T) ** power for t < T, else end
