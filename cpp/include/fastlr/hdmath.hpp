@@ -41,27 +41,18 @@ FASTLR_HD inline double cos_pi(double x) {
     const double f = r - 0.5 * n;                // [-1/4, 1/4], exact
     const double q = n;
     const double z = f * f;
-    // cos(pi f) = sum (-1)^k (pi f)^(2k) / (2k)!, k = 0..8
-    double c = 4.303069587032947e-06;
-    c = c * z - 0.0001046381049248457;
-    c = c * z + 0.0019295743094039231;
-    c = c * z - 0.02580689139001406;
-    c = c * z + 0.2353306303588932;
-    c = c * z - 1.3352627688545895;
-    c = c * z + 4.0587121264167685;
-    c = c * z - 4.934802200544679;
-    c = c * z + 1.0;
-    // sin(pi f) = f * sum (-1)^k pi^(2k+1) f^(2k) / (2k+1)!, k = 0..8
-    double s = 7.952054001475513e-07;
-    s = s * z - 2.1915353447830217e-05;
-    s = s * z + 0.00046630280576761255;
-    s = s * z - 0.0073704309457143504;
-    s = s * z + 0.08214588661112823;
-    s = s * z - 0.5992645293207921;
-    s = s * z + 2.5501640398773455;
-    s = s * z - 5.16771278004997;
-    s = s * z + 3.141592653589793;
-    s = s * f;
+    // cos(pi f) = sum_k C_k z^k and sin(pi f) = f * sum_k S_k z^k (z = f^2, k = 0..8: Taylor
+    // coefficients (-1)^k pi^(2k) / (2k)! and (-1)^k pi^(2k+1) / (2k+1)!), by Estrin's scheme: a short
+    // dependency chain, so consecutive steps overlap in the pipeline.
+    const double z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
+    const double c01 = 1.0 + (-4.934802200544679) * z, c23 = 4.0587121264167685 + (-1.3352627688545895) * z;
+    const double c45 = 0.2353306303588932 + (-0.02580689139001406) * z;
+    const double c67 = 0.0019295743094039231 + (-0.0001046381049248457) * z;
+    const double c = (c01 + c23 * z2) + (c45 + c67 * z2) * z4 + 4.303069587032947e-06 * z8;
+    const double s01 = 3.141592653589793 + (-5.16771278004997) * z, s23 = 2.5501640398773455 + (-0.5992645293207921) * z;
+    const double s45 = 0.08214588661112823 + (-0.0073704309457143504) * z;
+    const double s67 = 0.00046630280576761255 + (-2.1915353447830217e-05) * z;
+    const double s = ((s01 + s23 * z2) + (s45 + s67 * z2) * z4 + 7.952054001475513e-07 * z8) * f;
     // cos(pi (f + q/2)) for q = 0, 1, 2: c, -s, -c
     const double v = q == 1.0 ? s : c;
     const double out = q == 0.0 ? v : -v;
