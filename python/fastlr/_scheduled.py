@@ -9,6 +9,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _tls
 
@@ -39,7 +40,7 @@ def _per_group(what: str, arg: Any, n: int) -> list[S.Schedule]:
 class _Track:
     """The schedules of one param-group key: distinct schedules, and which one each group uses."""
 
-    __slots__ = ("unique", "index")
+    __slots__ = ("unique", "index", "programs", "stateful", "single")
 
     def __init__(self, per_group: list[S.Schedule]) -> None:
         self.unique: list[S.Schedule] = []
@@ -50,9 +51,17 @@ class _Track:
             if k == len(self.unique):
                 self.unique.append(s)
             self.index.append(k)
+        self.programs = [s._program for s in self.unique]
+        self.stateful = any(s.plateaus for s in self.unique)
+        self.single = len(self.unique) == 1
 
     def values(self, t: int) -> list[float]:
-        vals = _core.schedule_eval_many([s._sync() for s in self.unique], float(t))
+        if self.stateful:
+            for s in self.unique:
+                s._sync()  # write the plateaus' current values into the programs
+        vals = _core.schedule_eval_many(self.programs, float(t))
+        if self.single:
+            return vals * len(self.index)
         return [vals[k] for k in self.index]
 
     def to_state(self) -> dict[str, Any]:
@@ -162,7 +171,10 @@ class ScheduledLR(LRScheduler):
         """Write one value per param group under ``key``. The hook for tensor-lr and capturable
         paths: this float path assigns floats (tensor values are filled in place, as torch does)."""
         for g, v in zip(self.optimizer.param_groups, values):
-            _tls._update_param_group_val(g, key, v)
+            if isinstance(g[key], Tensor):
+                g[key].fill_(v)
+            else:
+                g[key] = v
 
     def _apply(self, t: int) -> None:
         self._write("lr", self._lr_values(t))
