@@ -20,8 +20,17 @@
 // No recursion, no allocation and no exceptions in the device function `eval`; scratch is two fixed
 // arrays of max_nodes entries. `validate` (host only) checks a program once, when it is built, so
 // that evaluation can trust it: indices in range, a well-formed tree, parameter counts and values.
-// The host also has `eval_block`, which evaluates the same node functions for a block of steps with
-// the loop over steps innermost (vectorised), for tables of values.
+// The host also has `block_evaluator` (program_host.hpp), which evaluates the same node functions
+// for a block of steps with the loop over steps innermost, for tables of values.
+//
+// Host and device agreement: compile device code with `--fmad=false` (the host builds with
+// -ffp-contract=off). Then cos(pi x) (hd::cos_pi, no libm), sqrt and fmod give the same bits on
+// both; shapes that call pow/log/exp (polynomial with power != 1, exponential, step, k_decay != 1,
+// warm restarts with t_mult != 1, WSD exponential decay, the normal noise) may differ by the
+// device libm's last-ulp error.
+//
+// Plateau nodes hold their current value in params[first_param]; the host state machine rewrites it
+// (Program.set_plateau), so a device copy of the params must be refreshed after a metric changes it.
 #pragma once
 
 #include <cstddef>
