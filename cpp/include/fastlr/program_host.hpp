@@ -1,5 +1,6 @@
-// Host side of schedule programs: an owning program, its validation, and the vectorised evaluator
-// that fills tables of values (a block of steps at a time, the loop over steps innermost).
+// Host side of schedule programs: an owning program, its validation, and the block evaluator that
+// fills tables of values (256 steps at a time: one dispatch per node per block, the loop over steps
+// innermost, and nodes that no step of the block reads are skipped).
 //
 // Host only (std::vector, std::string). The device uses program.hpp's `eval` over the same arrays.
 #pragma once
@@ -237,7 +238,7 @@ inline std::string validate(const program_data& prog) {
     return {};
 }
 
-/// Vectorised host evaluation of a validated program over many steps. Holds scratch that grows to
+/// Batched host evaluation of a validated program over many steps (same values as `eval`). Holds scratch that grows to
 /// (nodes x block) on first use; reuse one evaluator for many calls.
 class block_evaluator {
   public:
@@ -290,7 +291,7 @@ class block_evaluator {
         for (std::size_t j = 0; j < m; ++j) vv[j] = F(p, tt[j]);
     }
 
-    /// Join selection for a block: a branch-free count for a few boundaries (vectorises), else bisection.
+    /// Join selection for a block: a branch-free count for a few boundaries, else bisection.
     static void select_block(const node& nd, const double* params, const double* __restrict ti,
                              std::uint32_t* __restrict si, std::size_t m) {
         const double* b = params + nd.first_param;

@@ -4,7 +4,7 @@
 // array, layout documented at each function) and is defined for every t >= 0. The host validates
 // parameters when it builds a program (program.hpp); these functions never branch on errors and
 // never convert an out-of-range double to an integer, so a garbage time (an inactive branch of a
-// join, evaluated speculatively by the vectorised host loop) costs time but is harmless.
+// join, which the host's block loop may evaluate) costs time but is harmless.
 //
 // Conventions shared by the shapes that run over a finite number of steps T:
 //   frac(t, T) = min(t, T) / T, and 1 when T == 0 (a zero-length transition is already complete);
