@@ -30,7 +30,7 @@ FASTLR_HD inline double max(double a, double b) { return a < b ? b : a; }
 /// conversions. cos_pi(0) = 1, cos_pi(0.5) = 0 and cos_pi(1) = -1 exactly.
 FASTLR_HD inline double cos_pi(double x) {
     // Rounding y to an integer by adding and subtracting 2**52 is exact for 0 <= y < 2**52 (and,
-    // unlike a conversion to an integer type, vectorises on every SIMD level).
+    // unlike a conversion to an integer type, has no undefined range).
     const double two52 = 4503599627370496.0;
     x = x < 0.0 ? -x : x;
     const bool huge = !(x < two_pow_53);  // every such double is an even integer; also inf and NaN

@@ -55,7 +55,7 @@ FASTLR_HD inline double linear(const double* p, double t) {
 /// torch CosineAnnealingLR's closed form, timm's k_decay). Mode 1 keeps oscillating past T, and
 /// mode 2 restarts `cycles` times within T: Hugging Face's cosine (num_cycles = cycles) and
 /// cosine_with_restarts. With cycles == 0.5 a mode-0 cosine is exactly end from T on
-/// (cos_pi(1) == -1 exactly). Written with selects only, so it vectorises.
+/// (cos_pi(1) == -1 exactly).
 FASTLR_HD inline double cosine(const double* p, double t) {
     const double init = p[0], end = p[1], T = p[2], k = p[3], cycles = p[4], mode = p[5];
     const double r = t / T;
