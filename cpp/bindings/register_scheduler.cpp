@@ -609,6 +609,36 @@ void register_scheduler(py::module_& m) {
         "3 (composites); the protocol only selects the signature shown, the engine kind selects the work.");
 
     m.def(
+        "replay",
+        [](py::handle self, std::int64_t k) -> std::int64_t {
+            if (k < 0) throw py::value_error("replay needs k >= 0");
+            Engine* eng = engine_of(self.ptr());
+            if (!eng || k == 0) return 0;
+            ref keep_alive(ref::incref(self.ptr()));
+            std::int64_t done = 0;
+            const kind kd = static_cast<kind>(eng->kind);
+            const fast r = kd == kind::cosine_warm_restarts ? replay_warm_restarts(eng, self.ptr(), k, done)
+                                                             : replay_standard(eng, self.ptr(), k, done);
+            if (r == fast::error) throw py::error_already_set();
+            return done;
+        },
+        py::arg("scheduler"), py::arg("k"),
+        "Replay k plain steps in C++ (seek). Returns how many were done; the rest must be stepped.");
+
+    m.def(
+        "step_n",
+        [](py::handle self, std::int64_t k) {
+            // k calls of self.step(), without a Python loop (composites, lambda classes).
+            ref meth(PyObject_GetAttr(self.ptr(), names.step));
+            if (!meth) throw py::error_already_set();
+            for (std::int64_t i = 0; i < k; ++i) {
+                ref r(PyObject_CallNoArgs(meth.get()));
+                if (!r) throw py::error_already_set();
+            }
+        },
+        py::arg("scheduler"), py::arg("k"), "Call scheduler.step() k times.");
+
+    m.def(
         "update",
         [](py::handle self, py::handle epoch) -> bool {
             Engine* eng = engine_of(self.ptr());

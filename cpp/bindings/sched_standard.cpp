@@ -8,6 +8,7 @@
 #include <fastlr/decay.hpp>
 #include <fastlr/swa.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace fastlr_py {
@@ -87,88 +88,137 @@ fast single_plan(Engine* eng, const std_frame& f, const update& u, plan& p) {
 // ------------------------------------------------------------------------------------------------
 // The decays and CosineAnnealingLR: scalars from the attributes, then one pass.
 
-fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed, PyObject* le_obj, update& u) {
-    errc e = errc::ok;
-    switch (k) {
-        case kind::step_lr: {
-            fastlr::step_lr_params p;
-            if (!dict_num(d, names.step_size, p.step_size) || !dict_num(d, names.gamma, p.gamma))
-                return fast::fallback;
-            e = closed ? fastlr::step_lr_closed(p, st, u) : fastlr::step_lr_chainable(p, st, u);
-            break;
+/// A decay class's attributes, read once: a step reads them on every call, a replay (seek) once for
+/// all its steps.
+struct decay_stepper {
+    kind k = kind::none;
+    fastlr::step_lr_params step;
+    fastlr::multistep_lr_params multi;
+    fastlr::constant_lr_params constant;
+    fastlr::linear_lr_params linear;
+    fastlr::exponential_lr_params exponential;
+    fastlr::polynomial_lr_params polynomial;
+    fastlr::cosine_annealing_lr_params cosine;
+    PyObject* milestones = nullptr;                          // MultiStepLR's dict or Counter (borrowed)
+    std::vector<std::pair<std::int64_t, pynum>> int_milestones;  // sorted, for a replay
+
+    fast read(kind kk, PyObject* d) {
+        k = kk;
+        bool ok = false;
+        switch (k) {
+            case kind::step_lr: ok = dict_num(d, names.step_size, step.step_size) && dict_num(d, names.gamma, step.gamma); break;
+            case kind::multistep_lr: {
+                ok = dict_num(d, names.gamma, multi.gamma);
+                milestones = PyDict_GetItemWithError(d, names.milestones);
+                // A plain dict or collections.Counter (its __contains__/__getitem__ are dict's for present keys).
+                ok = ok && milestones &&
+                     (PyDict_CheckExact(milestones) || reinterpret_cast<PyObject*>(Py_TYPE(milestones)) == refs.counter_type);
+                break;
+            }
+            case kind::constant_lr:
+                ok = dict_num(d, names.factor, constant.factor) && dict_num(d, names.total_iters, constant.total_iters);
+                break;
+            case kind::linear_lr:
+                ok = dict_num(d, names.start_factor, linear.start_factor) && dict_num(d, names.end_factor, linear.end_factor) &&
+                     dict_num(d, names.total_iters, linear.total_iters);
+                break;
+            case kind::exponential_lr: ok = dict_num(d, names.gamma, exponential.gamma); break;
+            case kind::polynomial_lr:
+                ok = dict_num(d, names.total_iters, polynomial.total_iters) && dict_num(d, names.power, polynomial.power);
+                break;
+            case kind::cosine_annealing_lr:
+                ok = dict_num(d, names.T_max, cosine.T_max) && dict_num(d, names.eta_min, cosine.eta_min);
+                break;
+            default: break;
         }
-        case kind::multistep_lr: {
-            fastlr::multistep_lr_params p;
-            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
-            PyObject* ms = PyDict_GetItemWithError(d, names.milestones);
-            if (!ms) return PyErr_Clear(), fast::fallback;
-            // A plain dict or collections.Counter (its __contains__/__getitem__ are dict's for present keys).
-            if (!PyDict_CheckExact(ms) && reinterpret_cast<PyObject*>(Py_TYPE(ms)) != refs.counter_type)
-                return fast::fallback;
-            if (!closed) {
-                PyObject* cnt = PyDict_GetItemWithError(ms, le_obj);
-                if (!cnt && PyErr_Occurred()) return PyErr_Clear(), fast::fallback;
+        if (!ok) PyErr_Clear();
+        return ok ? fast::handled : fast::fallback;
+    }
+
+    /// For a replay: MultiStepLR's milestones as sorted (int, count) pairs; false if a key is not an int.
+    bool index_milestones() {
+        if (k != kind::multistep_lr) return true;
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        try {
+            int_milestones.clear();
+            while (PyDict_Next(milestones, &pos, &key, &val)) {
+                std::int64_t m;
                 pynum c;
-                if (cnt && !to_num(cnt, c)) return fast::fallback;
-                e = fastlr::multistep_lr_chainable(p, cnt != nullptr, c, u);
-            } else {
+                if (!to_counter(key, m) || !to_num(val, c)) return false;
+                int_milestones.emplace_back(m, c);
+            }
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        std::sort(int_milestones.begin(), int_milestones.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        return true;
+    }
+
+    /// get_lr (chainable) at st; `le_obj` is the new last_epoch as a Python int (null in a replay).
+    errc chainable(const fastlr::step_state& st, PyObject* le_obj, update& u) const {
+        switch (k) {
+            case kind::step_lr: return fastlr::step_lr_chainable(step, st, u);
+            case kind::multistep_lr: {
+                if (!le_obj) {
+                    auto it = std::lower_bound(int_milestones.begin(), int_milestones.end(), st.last_epoch,
+                                               [](const auto& a, std::int64_t v) { return a.first < v; });
+                    const bool hit = it != int_milestones.end() && it->first == st.last_epoch;
+                    return fastlr::multistep_lr_chainable(multi, hit, hit ? it->second : pynum{}, u);
+                }
+                PyObject* cnt = PyDict_GetItemWithError(milestones, le_obj);
+                if (!cnt && PyErr_Occurred()) return PyErr_Clear(), errc::out_of_range;
+                pynum c;
+                if (cnt && !to_num(cnt, c)) return errc::out_of_range;
+                return fastlr::multistep_lr_chainable(multi, cnt != nullptr, c, u);
+            }
+            case kind::constant_lr: return fastlr::constant_lr_chainable(constant, st, u);
+            case kind::linear_lr: return fastlr::linear_lr_chainable(linear, st, u);
+            case kind::exponential_lr: return fastlr::exponential_lr_chainable(exponential, st, u);
+            case kind::polynomial_lr: return fastlr::polynomial_lr_chainable(polynomial, st, u);
+            case kind::cosine_annealing_lr: return fastlr::cosine_annealing_lr_chainable(cosine, st, u);
+            default: return errc::out_of_range;
+        }
+    }
+
+    /// _get_closed_form_lr at st.
+    errc closed(const fastlr::step_state& st, update& u) const {
+        switch (k) {
+            case kind::step_lr: return fastlr::step_lr_closed(step, st, u);
+            case kind::multistep_lr: {
                 // torch calls milestones.elements(): a plain dict has none (AttributeError in torch).
-                if (reinterpret_cast<PyObject*>(Py_TYPE(ms)) != refs.counter_type) return fast::fallback;
+                if (reinterpret_cast<PyObject*>(Py_TYPE(milestones)) != refs.counter_type) return errc::out_of_range;
                 // bisect_right(sorted(milestones.elements()), le): the elements <= le, counted.
                 std::int64_t passed = 0;
                 Py_ssize_t pos = 0;
                 PyObject *key, *val;
-                while (PyDict_Next(ms, &pos, &key, &val)) {
+                while (PyDict_Next(milestones, &pos, &key, &val)) {
                     pynum kv, cv;
-                    if (!to_num(key, kv) || !to_num(val, cv) || !cv.is_int) return fast::fallback;
-                    if (!kv.is_int && kv.d != kv.d) return fast::fallback;  // NaN milestones: sorted() order
-                    if (cv.i <= 0) continue;                                 // elements() skips them
+                    if (!to_num(key, kv) || !to_num(val, cv) || !cv.is_int) return errc::out_of_range;
+                    if (!kv.is_int && kv.d != kv.d) return errc::out_of_range;  // NaN milestones: sorted() order
+                    if (cv.i <= 0) continue;                                      // elements() skips them
                     int c;
-                    if (fastlr::py_cmp(kv, st.le(), c) != errc::ok) return fast::fallback;
-                    if (c <= 0 && __builtin_add_overflow(passed, cv.i, &passed)) return fast::fallback;
+                    FASTLR_TRY(fastlr::py_cmp(kv, st.le(), c));
+                    if (c <= 0 && __builtin_add_overflow(passed, cv.i, &passed)) return errc::out_of_range;
                 }
-                e = fastlr::multistep_lr_closed(p, passed, u);
+                return fastlr::multistep_lr_closed(multi, passed, u);
             }
-            break;
+            case kind::constant_lr: return fastlr::constant_lr_closed(constant, st, u);
+            case kind::linear_lr: return fastlr::linear_lr_closed(linear, st, u);
+            case kind::exponential_lr: return fastlr::exponential_lr_closed(exponential, st, u);
+            case kind::polynomial_lr: return fastlr::polynomial_lr_closed(polynomial, st, u);
+            case kind::cosine_annealing_lr: return fastlr::cosine_annealing_lr_closed(cosine, st, u);
+            default: return errc::out_of_range;
         }
-        case kind::constant_lr: {
-            fastlr::constant_lr_params p;
-            if (!dict_num(d, names.factor, p.factor) || !dict_num(d, names.total_iters, p.total_iters))
-                return fast::fallback;
-            e = closed ? fastlr::constant_lr_closed(p, st, u) : fastlr::constant_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::linear_lr: {
-            fastlr::linear_lr_params p;
-            if (!dict_num(d, names.start_factor, p.start_factor) || !dict_num(d, names.end_factor, p.end_factor) ||
-                !dict_num(d, names.total_iters, p.total_iters))
-                return fast::fallback;
-            e = closed ? fastlr::linear_lr_closed(p, st, u) : fastlr::linear_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::exponential_lr: {
-            fastlr::exponential_lr_params p;
-            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
-            e = closed ? fastlr::exponential_lr_closed(p, st, u) : fastlr::exponential_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::polynomial_lr: {
-            fastlr::polynomial_lr_params p;
-            if (!dict_num(d, names.total_iters, p.total_iters) || !dict_num(d, names.power, p.power))
-                return fast::fallback;
-            e = closed ? fastlr::polynomial_lr_closed(p, st, u) : fastlr::polynomial_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::cosine_annealing_lr: {
-            fastlr::cosine_annealing_lr_params p;
-            if (!dict_num(d, names.T_max, p.T_max) || !dict_num(d, names.eta_min, p.eta_min)) return fast::fallback;
-            e = closed ? fastlr::cosine_annealing_lr_closed(p, st, u)
-                       : fastlr::cosine_annealing_lr_chainable(p, st, u);
-            break;
-        }
-        default:
-            return fast::fallback;
     }
+};
+
+fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed, PyObject* le_obj, update& u) {
+    decay_stepper s;
+    const fast r = s.read(k, d);
+    if (r != fast::handled) return r;
+    const errc e = closed ? s.closed(st, u) : s.chainable(st, le_obj, u);
     return e == errc::ok ? fast::handled : fast::fallback;
 }
 
@@ -652,6 +702,75 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
         if (!packed_any) return fast::fallback;
     }
     return execute_tensors(eng, f, p);
+}
+
+fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done) {
+    done = 0;
+    const kind kd = static_cast<kind>(eng->kind);
+    const bool swalr = kd == kind::swalr;
+    if (!swalr && !(kd >= kind::step_lr && kd <= kind::cosine_annealing_lr)) return fast::fallback;
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    std::int64_t sc, le;
+    bool is_initial;
+    if (!to_counter(PyDict_GetItemWithError(d, names.step_count), sc) ||
+        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), le) || !dict_bool(d, names.is_initial, is_initial) ||
+        is_initial || k > fastlr::exact_int_limit - le || k > fastlr::exact_int_limit - sc)
+        return PyErr_Clear(), fast::fallback;
+    decay_stepper stepper;
+    fastlr::swalr_params sw;
+    if (swalr) {
+        if (!dict_num(d, names.anneal_epochs, sw.anneal_epochs)) return fast::fallback;
+        PyObject* fn = PyDict_GetItemWithError(d, names.anneal_func);
+        if (fn == refs.swa_cos) sw.cosine = true;
+        else if (fn == refs.swa_linear) sw.cosine = false;
+        else return PyErr_Clear(), fast::fallback;
+    } else {
+        r = stepper.read(kd, d);
+        if (r != fast::handled) return r;
+        if (!stepper.index_milestones()) return fast::fallback;
+    }
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    double* lr = eng->x->data();
+    double* y = eng->y->data();  // base lrs (CosineAnnealingLR) or swa_lr (SWALR)
+    PyObject* groups = f.groups.get();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr[i])) return fast::fallback;
+        if (swalr && !group_value(eng, g, names.swa_lr, i, y[i])) return fast::fallback;
+    }
+    if (kd == kind::cosine_annealing_lr && !gather_list(eng, d, names.base_lrs, n, y)) return fast::fallback;
+    // The replay: torch's step() k times, each evaluated exactly as a single step is.
+    for (; done < k; ++done) {
+        const fastlr::step_state st{le + 1, false, sc + 1};
+        update u;
+        const errc e = swalr ? fastlr::swalr_scalars(sw, st.step_count, u) : stepper.chainable(st, nullptr, u);
+        if (e != errc::ok) break;  // this step raises (or needs Python) in torch: the caller steps on
+        ++le;
+        ++sc;
+        if (u.kind == update::op::keep) continue;
+        fastlr::apply(u, lr, y, lr, static_cast<std::size_t>(n));
+    }
+    if (done == 0) return fast::fallback;
+    ref last(PyList_New(n)), le_obj(PyLong_FromLongLong(le)), sc_obj(PyLong_FromLongLong(sc));
+    if (!last || !le_obj || !sc_obj) return fast::error;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* v = PyFloat_FromDouble(lr[i]);
+        if (!v) return fast::error;
+        PyList_SET_ITEM(last.get(), i, v);
+    }
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.step_count, sc_obj.get()) < 0 || PyDict_SetItem(d, names.last_epoch, le_obj.get()) < 0 ||
+        !set_within_step(d, Py_False) || PyDict_SetItem(d, names.last_lr, last.get()) < 0)
+        return fast::error;
+    return fast::handled;
 }
 
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch) {

@@ -264,6 +264,11 @@ fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoc
 fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch);
 fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics);
 fast sequential_step(Engine* eng, PyObject* self);
+/// seek(): k plain steps replayed in C++ (decays, CosineAnnealingLR, SWALR with float lrs; and
+/// CosineAnnealingWarmRestarts' counters). `done` counts the steps done and committed; fewer than k
+/// means the next one must run through step() (torch raises there, or values are unusual).
+fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done);
+fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done);
 fast chained_step(Engine* eng, PyObject* self);
 
 }  // namespace fastlr_py

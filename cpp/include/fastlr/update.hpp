@@ -75,13 +75,42 @@ FASTLR_HD inline double eval(const update& u, double x, double y) {
     return x;
 }
 
-/// Evaluate `u` for n groups (struct-of-arrays); `y` may be null when the op does not read it.
+/// Evaluate `u` for n groups (struct-of-arrays); `y` may be null when the op does not read it, and
+/// `out` may be `x` (in place). The op is dispatched once, outside the loops, so each loop is a plain
+/// element-wise kernel the compiler can vectorise (without reassociation: the order stays torch's).
 inline void apply(const update& u, const double* x, const double* y, double* out, std::size_t n) {
-    if (u.needs_y()) {
-        for (std::size_t i = 0; i < n; ++i) out[i] = eval(u, x[i], y[i]);
-    } else {
-        for (std::size_t i = 0; i < n; ++i) out[i] = eval(u, x[i], 0.0);
+#define FASTLR_APPLY_LOOP(op_)                                                          \
+    case update::op::op_:                                                               \
+        for (std::size_t i = 0; i < n; ++i) out[i] = eval(fixed, x[i], y ? y[i] : 0.0); \
+        break;
+    switch (u.kind) {
+        case update::op::scale: {
+            const double a = u.a;
+            for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * a;
+            break;
+        }
+        case update::op::cos_ratio: {
+            const double a = u.a, b = u.b;
+            for (std::size_t i = 0; i < n; ++i) out[i] = (a * (x[i] - b)) + b;
+            break;
+        }
+        default: {
+            const update fixed = u;
+            switch (u.kind) {
+                FASTLR_APPLY_LOOP(keep)
+                FASTLR_APPLY_LOOP(scale_each)
+                FASTLR_APPLY_LOOP(cos_add)
+                FASTLR_APPLY_LOOP(cos_closed)
+                FASTLR_APPLY_LOOP(cyclic_rise)
+                FASTLR_APPLY_LOOP(cyclic_fall)
+                FASTLR_APPLY_LOOP(anneal_cos)
+                FASTLR_APPLY_LOOP(anneal_linear)
+                FASTLR_APPLY_LOOP(swa)
+                default: break;
+            }
+        }
     }
+#undef FASTLR_APPLY_LOOP
 }
 
 }  // namespace fastlr
