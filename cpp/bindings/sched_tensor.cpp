@@ -41,13 +41,15 @@ void snapshot(packed_view::buffer& b) {
 packed_view* make_view(PyObject* packed) {
     ref layout(PyObject_CallMethod(packed, "engine_layout", nullptr));
     if (!layout) return nullptr;
-    PyObject* groups = PyTuple_Check(layout.get()) && PyTuple_GET_SIZE(layout.get()) == 2 ? PyTuple_GET_ITEM(layout.get(), 0) : nullptr;
+    PyObject* groups = PyTuple_Check(layout.get()) && PyTuple_GET_SIZE(layout.get()) == 3 ? PyTuple_GET_ITEM(layout.get(), 0) : nullptr;
     PyObject* bufs = groups ? PyTuple_GET_ITEM(layout.get(), 1) : nullptr;
+    PyObject* snaps = groups ? PyTuple_GET_ITEM(layout.get(), 2) : nullptr;
     ref tensors(PyObject_GetAttrString(packed, "tensors"));
     ref pybufs(PyObject_GetAttrString(packed, "buffers"));
     if (!groups || !PyList_Check(groups) || !bufs || !PyList_Check(bufs) || !tensors || !PyList_Check(tensors.get()) ||
         !pybufs || !PyList_Check(pybufs.get()) || PyList_GET_SIZE(tensors.get()) != PyList_GET_SIZE(groups) ||
-        PyList_GET_SIZE(pybufs.get()) != PyList_GET_SIZE(bufs)) {
+        PyList_GET_SIZE(pybufs.get()) != PyList_GET_SIZE(bufs) || !PyList_Check(snaps) ||
+        PyList_GET_SIZE(snaps) != PyList_GET_SIZE(bufs)) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "fastlr: malformed packed layout");
         return nullptr;
     }
@@ -59,6 +61,7 @@ packed_view* make_view(PyObject* packed) {
     try {
         const Py_ssize_t n = PyList_GET_SIZE(groups);
         v->owner.reset(ref::incref(packed));
+        v->snaps.reset(ref::incref(snaps));
         v->buf.resize(static_cast<std::size_t>(n));
         v->off.resize(static_cast<std::size_t>(n));
         v->tensor.resize(static_cast<std::size_t>(n));
@@ -85,6 +88,7 @@ packed_view* make_view(PyObject* packed) {
             b.snap = reinterpret_cast<void*>(static_cast<std::uintptr_t>(snap));
             b.n = size;
             b.py = PyList_GET_ITEM(pybufs.get(), k);
+            b.snap_py = PyList_GET_ITEM(snaps, k);
         }
     } catch (const std::bad_alloc&) {
         delete v;
@@ -153,9 +157,32 @@ bool device_step(const packed_view& v, const packed_view::buffer& b, std::size_t
         yb.reset(build(y_group));
         if (!yb) return false;
     }
-    ref r(PyObject_CallFunction(refs.device_apply, "OiddOO", b.py, static_cast<int>(u.kind), u.a, u.b,
+    ref r(PyObject_CallFunction(refs.device_apply, "OOiddOO", b.py, b.snap_py, static_cast<int>(u.kind), u.a, u.b,
                                 xb ? xb.get() : Py_None, yb ? yb.get() : Py_None));
     return static_cast<bool>(r);
+}
+
+/// Whether the engine's views are the optimizer's current packings (`optimizer._fastlr_packed`, shared
+/// by all schedulers of the optimizer): another scheduler may have packed the groups again.
+bool current_packing(Engine* eng, const frame& f, const plan& p) {
+    static PyObject* registry_name = PyUnicode_InternFromString("_fastlr_packed");
+    static PyObject* beta1_key = PyUnicode_InternFromString("beta1");
+    PyObject* opt = PyDict_GetItemWithError(f.dict.get(), names.optimizer);
+    if (!opt) return PyErr_Clear(), false;
+    ref od(PyObject_GenericGetDict(opt, nullptr));
+    PyObject* reg = od ? PyDict_GetItemWithError(od.get(), registry_name) : nullptr;
+    if (!reg || !PyDict_Check(reg)) return PyErr_Clear(), false;
+    auto same = [&](PyObject* key, const packed_view* v) {
+        PyObject* cur = PyDict_GetItemWithError(reg, key);
+        if (!cur) {
+            PyErr_Clear();
+            cur = Py_None;
+        }
+        return v ? cur == v->owner.get() : cur == Py_None;
+    };
+    if (!same(names.lr, eng->plr)) return false;
+    if (p.momentum && !same(p.beta1 ? beta1_key : names.momentum, eng->pmom)) return false;
+    return true;
 }
 
 }  // namespace
@@ -214,7 +241,8 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         if (PyList_GET_SIZE(groups) != n) return fast::fallback;
         packed_view* vl = eng->plr;
         packed_view* vm = eng->pmom;
-        if ((vl && static_cast<Py_ssize_t>(vl->buf.size()) != n) || (vm && static_cast<Py_ssize_t>(vm->buf.size()) != n)) {
+        if ((vl && static_cast<Py_ssize_t>(vl->buf.size()) != n) || (vm && static_cast<Py_ssize_t>(vm->buf.size()) != n) ||
+            !current_packing(eng, f, p)) {
             if (attempt) return fast::fallback;
             bool any;
             const fast r = pack(eng, f, p.momentum, p.beta1, any);
@@ -322,7 +350,11 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             if (!v) return true;
             for (std::size_t bi = 0; bi < v->bufs.size(); ++bi) {
                 const packed_view::buffer& b = v->bufs[bi];
-                if (b.cpu || keep) continue;
+                if (b.cpu) continue;
+                if (keep) {  // values unchanged: only the snapshot for get_last_lr()
+                    if (!device_step(*v, b, bi, update::keep(), nullptr, true, nullptr, false)) return false;
+                    continue;
+                }
                 const double* xs = sd.x ? sd.x : (sd.x_key ? eng->x->data() : nullptr);
                 const double* ys = sd.y ? sd.y : (sd.y_key ? eng->y->data() : nullptr);
                 if (!device_step(*v, b, bi, sd.u, xs, sd.x_current(), ys, sd.u.needs_y())) return false;
@@ -392,7 +424,7 @@ PyObject* take_last_lr(Engine* eng) {
     }
     ref values;
     if (eng->plr) {
-        values.reset(PyObject_CallMethod(eng->plr->owner.get(), "last_values", nullptr));
+        values.reset(PyObject_CallMethod(eng->plr->owner.get(), "last_values", "O", eng->plr->snaps.get()));
         if (!values) return nullptr;
     }
     ref pending(ref::incref(eng->last_pending));

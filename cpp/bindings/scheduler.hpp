@@ -126,11 +126,13 @@ struct packed_view {
         bool f64 = false;
         bool cpu = true;           // CPU memory the engine writes directly; else a device executor runs
         double* shadow = nullptr;  // float64 shadow of a float32 buffer (same device), or null
-        void* snap = nullptr;      // the values at the last step (for get_last_lr())
+        void* snap = nullptr;      // this engine's snapshot: the values at its last step (get_last_lr())
+        PyObject* snap_py = nullptr;  // the snapshot tensor (borrowed from `snaps`)
         std::int64_t n = 0;
         PyObject* py = nullptr;    // the Python Buffer (borrowed from owner)
     };
-    ref owner;                        // the Python Packed object
+    ref owner;                        // the Python Packed object (shared by the optimizer's schedulers)
+    ref snaps;                        // this engine's snapshot tensors, one per buffer
     std::vector<int> buf;             // per group: buffer index, or -1 (a Python float)
     std::vector<std::int64_t> off;    // per group: element in its buffer
     std::vector<PyObject*> tensor;    // per group: the packed tensor object (borrowed from owner)

@@ -50,10 +50,10 @@ def _packable(value: Any) -> bool:
 
 
 class Buffer:
-    """One packed buffer: `data` (the groups' tensors are its elements), a float64 `shadow` for
-    float32 data, and `snap`, the values of the last step (for ``get_last_lr()``)."""
+    """One packed buffer: `data` (the groups' tensors are its elements) and a float64 `shadow` for
+    float32 data. Shared by every scheduler of the optimizer."""
 
-    __slots__ = ("data", "shadow", "snap", "members")
+    __slots__ = ("data", "shadow", "members")
 
     def __init__(self, members: list[tuple[int, torch.Tensor]]) -> None:
         first = members[0][1]
@@ -61,7 +61,6 @@ class Buffer:
         with torch.no_grad():
             self.data = torch.stack([t.detach().clone() for _, t in members]).contiguous()
             self.shadow = self.data.to(torch.float64) if self.data.dtype == torch.float32 else None
-            self.snap = self.data.clone()
             storage = self.data.untyped_storage()
             for j, (_, t) in enumerate(members):
                 # Re-point the group's own tensor object at element j: identity is kept.
@@ -99,28 +98,50 @@ class Packed:
     def __bool__(self) -> bool:
         return bool(self.buffers)
 
-    def engine_layout(self) -> tuple[list[Any], list[Any]]:
-        """What the engine reads once: per group (buffer, element) or -1; per buffer (data pointer,
-        dtype code, is_cpu, shadow pointer or 0, snapshot pointer, size)."""
+    def covers(self, groups: list[dict[str, Any]]) -> bool:
+        """Whether this packing is still exactly the groups' packable tensors, in place."""
+        if len(groups) != len(self.slots):
+            return False
+        for i, g in enumerate(groups):
+            v = _value_of(g, self.key)
+            t = self.tensors[i]
+            if t is None:
+                if _packable(v):
+                    return False
+            elif v is not t:
+                return False
+        for b in self.buffers:
+            base = b.data.data_ptr()
+            size = b.data.element_size()
+            for j, (_, t) in enumerate(b.members):
+                if t.data_ptr() != base + j * size:
+                    return False
+        return True
+
+    def engine_layout(self) -> tuple[list[Any], list[Any], list[torch.Tensor]]:
+        """What an engine reads once: per group (buffer, element) or -1; per buffer (data pointer,
+        dtype code, is_cpu, shadow pointer or 0, snapshot pointer, size); and the engine's own
+        snapshot buffers (the values of its last step, for ``get_last_lr()``: two schedulers of one
+        optimizer share the buffers but not their snapshots)."""
         groups = [(-1, -1) if s is None else s for s in self.slots]
+        snaps = [b.data.clone() for b in self.buffers]
         bufs = [
             (
                 b.data.data_ptr(),
                 0 if b.data.dtype == torch.float32 else 1,
                 b.is_cpu and not FORCE_DEVICE_EXECUTOR,
                 0 if b.shadow is None else b.shadow.data_ptr(),
-                b.snap.data_ptr(),
+                snap.data_ptr(),
                 b.data.numel(),
             )
-            for b in self.buffers
+            for b, snap in zip(self.buffers, snaps)
         ]
-        return groups, bufs
+        return groups, bufs, snaps
 
-    def last_values(self) -> list[torch.Tensor | None]:
-        """Per group, a fresh tensor holding its value at the last step (None for float groups)."""
+    def last_values(self, snaps: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Per group, a fresh tensor holding its value in `snaps` (None for float groups)."""
         out: list[torch.Tensor | None] = [None] * len(self.slots)
-        for b in self.buffers:
-            snap = b.snap.clone()
+        for b, snap in zip(self.buffers, snaps):
             for j, (i, _) in enumerate(b.members):
                 out[i] = snap[j].clone()
         return out
@@ -145,9 +166,21 @@ def describe(value: Any) -> tuple[int, int, float] | None:
 
 
 def pack_groups(optimizer: torch.optim.Optimizer, key: str) -> Packed | None:
-    """Pack the 0-d float tensors under `key` of every group (None if there are none)."""
-    packed = Packed(list(optimizer.param_groups), key)
-    return packed if packed else None
+    """The packed tensors under `key` of the optimizer's groups (None if there are none).
+
+    One packing per optimizer and key, shared by every scheduler of that optimizer (two schedulers on
+    one optimizer write the same buffers), kept in ``optimizer._fastlr_packed``. A packing is reused
+    while it still covers exactly the groups' tensors; otherwise the groups are packed again, and the
+    engines of other schedulers adopt the new packing on their next step.
+    """
+    registry = optimizer.__dict__.setdefault("_fastlr_packed", {})
+    groups = list(optimizer.param_groups)
+    current = registry.get(key)
+    if current is not None and current.covers(groups):
+        return current
+    packed = Packed(groups, key)
+    registry[key] = packed if packed else None
+    return registry[key]
 
 
 class DeviceExecutor:
@@ -235,10 +268,16 @@ def _device_operand(buf: Buffer, role: str, raw: bytes | None) -> torch.Tensor |
     return dev
 
 
-def device_apply(buf: Buffer, op: int, a: float, b: float, x: bytes | None, y: bytes | None) -> None:
+def device_apply(
+    buf: Buffer, snap: torch.Tensor, op: int, a: float, b: float, x: bytes | None, y: bytes | None
+) -> None:
     """Apply one engine update to a packed buffer off the CPU (called by the engine, once per buffer
     per step), then snapshot it for ``get_last_lr()``. One `_cuda` kernel launch when available,
     otherwise a fixed sequence of in-place torch ops. Never reads a value back to the host."""
+    if op == DeviceExecutor.KEEP:  # nothing to compute: refresh the snapshot only
+        with torch.no_grad():
+            snap.copy_(buf.data)
+        return
     xd = _device_operand(buf, "x", x)
     yd = _device_operand(buf, "y", y)
     data = buf.data
@@ -253,4 +292,4 @@ def device_apply(buf: Buffer, op: int, a: float, b: float, x: bytes | None, y: b
     else:
         DeviceExecutor.apply(buf, op, a, b, xd, yd)
     with torch.no_grad():
-        buf.snap.copy_(data)
+        snap.copy_(data)
