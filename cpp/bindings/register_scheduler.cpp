@@ -705,7 +705,9 @@ fast fast_update(PyObject* self, bool from_step, PyObject* epoch) {
     const fast r = (k == kind::lambda_lr || k == kind::multiplicative_lr) ? lambda_update(eng, self, from_step, epoch)
                                                                           : formula_update(eng, self, from_step, epoch);
     if (r == fast::handled) ++eng->handled;
-    else if (r == fast::fallback) ++eng->deferred;
+    // A step() that falls back runs torch's step(), whose _update_lr() comes back here (from_step
+    // false) and counts the deferred update there: count it once, not twice.
+    else if (r == fast::fallback && !from_step) ++eng->deferred;
     return r;
 }
 
