@@ -456,13 +456,15 @@ fast write_groups(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
             rollback_groups(groups, old, i);
             return fast::fallback;
         }
+        const double x = PyFloat_AS_DOUBLE(v);
+        // Saved for every group, keep steps included: a rollback restores all groups before the
+        // first non-float one, and must not write back a stale value from an earlier step.
+        old[i] = x;
         if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
             Py_INCREF(v);
             PyList_SET_ITEM(last, i, v);
             continue;
         }
-        const double x = PyFloat_AS_DOUBLE(v);
-        old[i] = x;
         const double y = fastlr::eval(u, x, base ? base[i] : 0.0, 0.0);
         // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
         // would store equal floats; only their identity differs, which nothing can rely on).
