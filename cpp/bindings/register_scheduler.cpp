@@ -637,7 +637,17 @@ fast lambda_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch)
         }
     }
     eng->busy = false;
-    if (!set_within_step(d, Py_False) || !ok) {
+    // torch's context manager resets the flag whether or not a lambda raised. set_within_step() may
+    // clear the error indicator, so the lambda's exception is set aside while it runs.
+    PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    bool reset = set_within_step(d, Py_False);
+    if (exc_type) {
+        if (!reset) PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        reset = true;
+    }
+    if (!reset || !ok) {
         clear_objs(eng, n);
         return fast::error;
     }
