@@ -296,6 +296,8 @@ fast compute_update(kind k, PyObject* d, const fastlr::step_state& st, bool clos
                 if (cnt && !to_num(cnt, count)) return fast::fallback;
                 e = fastlr::multistep_lr_chainable(p, cnt != nullptr, count, u);
             } else {
+                // torch calls milestones.elements(): a plain dict has none (AttributeError in torch).
+                if (reinterpret_cast<PyObject*>(Py_TYPE(ms)) != counter_type) return fast::fallback;
                 // bisect_right(sorted(milestones.elements()), le): the elements <= le, counted.
                 std::int64_t passed = 0;
                 Py_ssize_t pos = 0;
