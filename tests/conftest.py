@@ -64,7 +64,7 @@ def step_optimizer(opt: torch.optim.Optimizer) -> None:
 
 
 def lr_values(opt: torch.optim.Optimizer) -> list[Any]:
-    return [g["lr"] for g in opt.param_groups]
+    return [g.get("lr", "<no lr key>") for g in opt.param_groups]
 
 
 def as_bits(x: Any) -> Any:
@@ -244,8 +244,16 @@ def assert_same_exception(te: BaseException | None, fe: BaseException | None, wh
 
 
 def assert_same_state(t_sched: Any, f_sched: Any, where: str = "") -> None:
-    """state_dict() keys (in order) and values equal, floats bitwise."""
-    sd1, sd2 = t_sched.state_dict(), f_sched.state_dict()
+    """state_dict() keys (in order) and values equal, floats bitwise. Where torch's state_dict()
+    itself raises (a corrupted scheduler), fastlr's must raise alike; the instance dicts are compared."""
+    got: list[Any] = [None, None]
+    te = outcome(lambda: got.__setitem__(0, t_sched.state_dict()))
+    fe = outcome(lambda: got.__setitem__(1, f_sched.state_dict()))
+    assert_same_exception(te, fe, f"{where}: state_dict()")
+    if te is not None:
+        skip = ("optimizer", "lr_lambdas")
+        got = [{k: v for k, v in vars(s).items() if k not in skip} for s in (t_sched, f_sched)]
+    sd1, sd2 = got
     assert list(sd1) == list(sd2), f"{where}: keys {list(sd1)} != {list(sd2)}"
     assert same_state(sd1, sd2), f"{where}: torch {sd1!r}\n != fastlr {sd2!r}"
 
@@ -303,3 +311,19 @@ def build_pair(name: str, make: Callable[[], Any], kwargs: Callable[[], dict[str
     assert_same_lrs(s1, s2, o1, o2, "after construction")
     assert_same_state(s1, s2, "after construction")
     return s1, s2, o1, o2
+
+
+def arg_id(v: Any) -> str:
+    """A stable, short test-id fragment for an argument value (no memory addresses)."""
+    if callable(v) and not isinstance(v, type):
+        return "fn"
+    if isinstance(v, (list, tuple)):
+        inner = ",".join(arg_id(x) for x in v[:4]) + (",..." if len(v) > 4 else "")
+        return f"[{inner}]" if isinstance(v, list) else f"({inner})"
+    if isinstance(v, torch.Tensor):
+        return f"tensor({v.item()!r})"
+    return repr(v)
+
+
+def kwargs_id(name: str, kwargs: dict[str, Any]) -> str:
+    return name + "-" + (",".join(f"{k}={arg_id(v)}" for k, v in kwargs.items()) or "noargs")

@@ -10,6 +10,7 @@ cannot pass on torch's own Python code.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ from conftest import (
     engine,
     f32_ulps,
     fast_class,
+    kwargs_id,
     lockstep,
     lr_values,
     make_optimizer,
@@ -37,8 +39,10 @@ from conftest import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-#: The issue asks for at least this many steps per configuration.
-N_STEPS = 10_000
+#: The issue asks for at least this many steps per configuration. Both knobs can be changed for a
+#: deeper local search, e.g. FASTLR_PARITY_EXAMPLES=300 FASTLR_PARITY_STEPS=500.
+N_STEPS = int(os.environ.get("FASTLR_PARITY_STEPS", "10000"))
+N_EXAMPLES = int(os.environ.get("FASTLR_PARITY_EXAMPLES", "6"))
 
 # ------------------------------------------------------------------------------------------------
 # Arguments. Every strategy mixes ordinary values with the awkward ones torch accepts: int where a
@@ -200,7 +204,7 @@ def _optimizer_factory(n_groups: int, lr_kind: str = "float") -> Callable[[], An
 
 @pytest.mark.parametrize("n_groups", GROUP_COUNTS, ids=lambda n: f"G{n}")
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=N_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_matches_torch(name, n_groups, data):
     kwargs = data.draw(kwargs_strategy(name, n_groups), label="kwargs")
@@ -248,12 +252,7 @@ AWKWARD: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def _awkward_id(case: tuple[str, dict[str, Any]]) -> str:
-    name, kw = case
-    return name + "-" + ",".join(f"{k}={v!r}" for k, v in kw.items())
-
-
-@pytest.mark.parametrize("case", AWKWARD, ids=[_awkward_id(c) for c in AWKWARD])
+@pytest.mark.parametrize("case", AWKWARD, ids=[kwargs_id(n, kw) for n, kw in AWKWARD])
 def test_matches_torch_awkward(case):
     name, kwargs = case
     s1, s2, o1, o2 = build_pair(name, _optimizer_factory(3), lambda: materialize(kwargs))
