@@ -495,3 +495,21 @@ def test_no_param_groups():
             te, fe = outcome(lambda: s1.step(3)), outcome(lambda: s2.step(3))
         assert_same_exception(te, fe, f"{name}: step(3) without groups")
         assert_same_state(s1, s2)
+
+
+@pytest.mark.parametrize("last_epoch", [-1.0, True, False, 2.5, np.int64(3), -2, -1.5], ids=repr)
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_odd_last_epoch_values(name, last_epoch):
+    """Float, bool and numpy ``last_epoch`` (``-1.0 == -1`` starts fresh; others resume)."""
+
+    def make():
+        o = make_optimizer(3)
+        for g in o.param_groups:
+            g["initial_lr"] = g["lr"] * 1.25
+        return o
+
+    s1, s2, o1, o2 = build_pair(name, make, dict(ORDINARY_KWARGS[name], last_epoch=last_epoch))
+    if s1 is None:
+        return
+    lockstep(s1, s2, o1, o2, 15)
+    assert_same_state(s1, s2)

@@ -122,3 +122,49 @@ def test_optimizer_step_hooks_still_run():
             s.step()
         assert opt._opt_called is True
     assert calls[0] == calls[1] == ["pre", "post"] * 3
+
+
+class WrappedOptimizer(torch.optim.Optimizer):
+    """An optimizer wrapper in the style of accelerate's AcceleratedOptimizer: ``param_groups`` and
+    ``state`` are properties delegating to the wrapped optimizer."""
+
+    def __init__(self, inner: torch.optim.Optimizer) -> None:  # no super().__init__, as accelerate
+        self.optimizer = inner
+        self.defaults = inner.defaults
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value):
+        self.optimizer.param_groups = value
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    def step(self, closure=None):
+        return self.optimizer.step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none)
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_wrapped_optimizer(name):
+    """Schedulers on an optimizer wrapper whose param_groups is a property."""
+    m1, o1 = make_model_and_optimizer("AdamW", {}, False)
+    m2, o2 = make_model_and_optimizer("AdamW", {}, False)
+    w1, w2 = WrappedOptimizer(o1), WrappedOptimizer(o2)
+    with quiet():
+        s1 = torch_class(name)(w1, **ORDINARY_KWARGS[name])
+        s2 = fast_class(name)(w2, **ORDINARY_KWARGS[name])
+        for k in range(20):
+            train_step(m1, w1, k)
+            train_step(m2, w2, k)
+            s1.step()
+            s2.step()
+            assert lr_key(s1.get_last_lr()) == lr_key(s2.get_last_lr()), f"step {k + 1}"
+            assert param_bits(m1) == param_bits(m2)
+    assert engine(s2).deferred == 0 and engine(s2).handled == 21

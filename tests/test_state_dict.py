@@ -289,3 +289,16 @@ def test_deepcopy_of_optimizer_and_scheduler_together():
     lockstep(cs1, cs2, co1, co2, 30)
     assert bits(lr_values(o2)) == bits(lr_values(o1))  # the originals did not move
     assert engine(cs2).deferred == 0
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_pickle_protocols(protocol):
+    """Every pickle protocol (0 and 1 need __getstate__ with the engine's __slots__)."""
+    for name in ("StepLR", "CosineAnnealingLR", "LambdaLR"):
+        s1, s2, o1, o2 = build_pair(name, lambda: make_optimizer(2), ORDINARY_KWARGS[name])
+        lockstep(s1, s2, o1, o2, 3)
+        c1 = pickle.loads(pickle.dumps(s1, protocol=protocol))
+        c2 = pickle.loads(pickle.dumps(s2, protocol=protocol))
+        assert c2.uses_fast_path
+        lockstep(c1, c2, c1.optimizer, c2.optimizer, 10)
+        assert engine(c2).deferred == 0
