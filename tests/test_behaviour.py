@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import subprocess
 import sys
 import warnings
 import weakref
@@ -563,3 +564,34 @@ def test_mixed_torch_and_fastlr_members():
         c1 = tls.ChainedScheduler([tls.LinearLR(o1, 0.1, total_iters=4), tls.StepLR(o1, 3, 0.5)])
         c2 = tls.ChainedScheduler([fls.LinearLR(o2, 0.1, total_iters=4), tls.StepLR(o2, 3, 0.5)])
     lockstep(c1, c2, o1, o2, 30)
+
+
+def test_without_the_fast_path_everything_is_torch():
+    """On a torch whose scheduler internals differ (simulated by removing one attribute the check
+    looks for), FAST_PATH_AVAILABLE is False, no class uses the engine, and values are still torch's."""
+    code = r"""
+import warnings, struct
+import torch
+from torch.optim import lr_scheduler as tls
+del tls.LRScheduler._is_initial           # torch sets it per instance; only fastlr's check reads the class attr
+import fastlr.lr_scheduler as fls
+assert fls.FAST_PATH_AVAILABLE is False
+warnings.simplefilter("ignore")
+def opt():
+    ps = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+    return torch.optim.SGD([{"params": [p], "lr": 0.1 / (i + 1)} for i, p in enumerate(ps)])
+cases = {"StepLR": dict(step_size=3), "CosineAnnealingLR": dict(T_max=7), "LambdaLR": dict(lr_lambda=lambda e: 0.9 ** e),
+         "LinearLR": dict(start_factor=0.2, total_iters=6), "MultiStepLR": dict(milestones=[2, 5])}
+for name, kw in cases.items():
+    o1, o2 = opt(), opt()
+    s1, s2 = getattr(tls, name)(o1, **kw), getattr(fls, name)(o2, **kw)
+    assert not s2.uses_fast_path
+    for k in range(40):
+        s1.step(); s2.step()
+        a, b = s1.get_last_lr(), s2.get_last_lr()
+        assert struct.pack("3d", *a) == struct.pack("3d", *b), (name, k, a, b)
+    assert s2._fastlr_engine.handled == 0
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -513,3 +513,25 @@ def test_odd_last_epoch_values(name, last_epoch):
         return
     lockstep(s1, s2, o1, o2, 15)
     assert_same_state(s1, s2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a lambda that adds a param group mid-step: fastlr raises its own ValueError message "
+    "(and for LambdaLR writes no group, where torch writes the first n groups before zip(strict) raises)",
+)
+@pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
+def test_lambda_adding_a_param_group_mid_step(name):
+    def lam_for(opt):
+        def lam(e):
+            if e == 3 and len(opt.param_groups) == 3:
+                opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.5})
+            return 0.9**e
+
+        return lam
+
+    o1, o2 = make_optimizer(3), make_optimizer(3)
+    with quiet():
+        s1, s2 = torch_class(name)(o1, lam_for(o1)), fast_class(name)(o2, lam_for(o2))
+    completed, raised = lockstep(s1, s2, o1, o2, 5)
+    assert isinstance(raised, ValueError) and completed == 2

@@ -9,6 +9,7 @@ cannot pass on torch's own Python code.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from typing import Any, Callable
@@ -37,6 +38,7 @@ from conftest import (
     torch_class,
 )
 from hypothesis import HealthCheck, given, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from hypothesis import strategies as st
 
 #: The issue asks for at least this many steps per configuration. Both knobs can be changed for a
@@ -240,6 +242,7 @@ AWKWARD: list[tuple[str, dict[str, Any]]] = [
     ("PolynomialLR", {"total_iters": 100, "power": 0}),
     ("PolynomialLR", {"total_iters": 9_000, "power": -1.5}),  # 0 ** negative at le == T: raises
     ("PolynomialLR", {"total_iters": 5.0, "power": 2}),
+    ("PolynomialLR", {"total_iters": 0, "power": 1.0}),  # chainable never changes the lr
     ("CosineAnnealingLR", {"T_max": 7, "eta_min": 1e-3}),
     ("CosineAnnealingLR", {"T_max": 7.0, "eta_min": 0}),
     ("CosineAnnealingLR", {"T_max": 100, "eta_min": 1}),  # eta_min int, above the base lrs
@@ -573,3 +576,135 @@ def test_parity_helpers_detect_a_difference():
         lockstep(s1, s2, o1, o2, 3)
     with pytest.raises(AssertionError):
         assert_same_lrs(s1, s2, o1, o2)
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_int_learning_rates(name):
+    """Optimizers built with int lrs (``lr=1``): torch keeps ints until its arithmetic makes floats,
+    and base_lrs stay ints. fastlr gives torch's values and types at every step."""
+    make = lambda: make_optimizer(3, base_lrs=[1, 2, 0])  # noqa: E731
+    s1, s2, o1, o2 = build_pair(name, make, ORDINARY_KWARGS[name])
+    lockstep(s1, s2, o1, o2, 60)
+    lockstep(s1, s2, o1, o2, 5, action=lambda s, k: s.step(k * 7))
+    assert [type(x) for x in lr_values(o1)] == [type(x) for x in lr_values(o2)]
+    assert_same_state(s1, s2)
+
+
+def test_cosine_legacy_resume_branch():
+    """CosineAnnealingLR's ``_step_count == 1 and last_epoch > 0`` branch (unreachable through public
+    APIs except by loading a state dict with ``_step_count`` 0): torch's closed-form-like update."""
+    s1, s2, o1, o2 = build_pair("CosineAnnealingLR", _optimizer_factory(3), {"T_max": 9, "eta_min": 0.01})
+    lockstep(s1, s2, o1, o2, 4)
+    for s in (s1, s2):
+        s.load_state_dict({"_step_count": 0, "last_epoch": 6})
+    completed, raised = lockstep(s1, s2, o1, o2, 20)
+    assert raised is None
+    assert engine(s2).deferred == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. Random interleavings of everything a training script may do to a scheduler.
+
+
+class SchedulerMachine(RuleBasedStateMachine):
+    """torch and fastlr side by side under a random sequence of operations; after each one the
+    outcome (values or exception) and the full state must be the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = self.f = None
+        self.snapshots: list[dict[str, Any]] = []
+
+    @initialize(name=st.sampled_from(SCHEDULER_NAMES), n_groups=st.sampled_from([1, 3]))
+    def build(self, name, n_groups):
+        self.name = name
+        s1, s2, o1, o2 = build_pair(name, _optimizer_factory(n_groups), ORDINARY_KWARGS[name])
+        self.t, self.f, self.to, self.fo = s1, s2, o1, o2
+
+    def both(self, action) -> None:
+        lockstep(self.t, self.f, self.to, self.fo, 1, action=lambda s, k: action(s))
+        assert_same_state(self.t, self.f)
+
+    @rule(n=st.integers(1, 30))
+    def step(self, n):
+        lockstep(self.t, self.f, self.to, self.fo, n)
+
+    @rule(epoch=st.one_of(st.integers(-3, 60), st.sampled_from([2.5, 0])))
+    def step_epoch(self, epoch):
+        self.both(lambda s: s.step(epoch))
+
+    @rule()
+    def optimizer_step(self):
+        for o in (self.to, self.fo):
+            o.step()
+
+    @rule(i=st.integers(0, 16), value=st.one_of(st.floats(0, 1), st.sampled_from([1, 0, 0.5, -0.0, 1e-300])))
+    def edit_lr(self, i, value):
+        for o in (self.to, self.fo):
+            o.param_groups[i % len(o.param_groups)]["lr"] = value
+
+    @rule(
+        attr=st.sampled_from(["gamma", "step_size", "factor", "total_iters", "T_max", "eta_min", "power", "last_epoch"]),
+        value=st.one_of(st.integers(-2, 40), st.floats(-2, 40), st.sampled_from([0.5, 0.9, 1, 7.0])),
+    )
+    def set_attribute(self, attr, value):
+        if attr in vars(self.t):
+            for s in (self.t, self.f):
+                setattr(s, attr, value)
+
+    @rule()
+    def snapshot(self):
+        self.snapshots.append(copy.deepcopy(self.t.state_dict()))
+
+    @precondition(lambda self: self.snapshots)
+    @rule(data=st.data())
+    def restore(self, data):
+        sd = data.draw(st.sampled_from(self.snapshots))
+        self.t.load_state_dict(copy.deepcopy(sd))
+        self.f.load_state_dict(copy.deepcopy(sd))
+
+    @precondition(lambda self: self.t is not None and len(self.to.param_groups) < 5)
+    @rule(lr=st.sampled_from([0.25, 1, 0.003]))
+    def add_group(self, lr):
+        for o in (self.to, self.fo):
+            o.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr})
+
+    @rule()
+    def deepcopy_both(self):
+        (self.to, self.t), (self.fo, self.f) = copy.deepcopy((self.to, self.t)), copy.deepcopy((self.fo, self.f))
+        assert self.f.uses_fast_path
+
+    @invariant()
+    def same(self):
+        if self.t is not None:
+            assert_same_lrs(self.t, self.f, self.to, self.fo)
+            assert_same_state(self.t, self.f)
+
+
+TestSchedulerMachine = SchedulerMachine.TestCase
+TestSchedulerMachine.settings = settings(
+    max_examples=int(os.environ.get("FASTLR_MACHINE_EXAMPLES", "60")),
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@pytest.mark.parametrize("name", SCHEDULER_NAMES)
+def test_one_element_and_float16_tensor_lrs(name):
+    """Tensor lrs of shape (1,) (torch squeezes them for fill_) and of dtype float16/bfloat16."""
+
+    def make():
+        o = make_optimizer(3)
+        o.param_groups[0]["lr"] = torch.tensor([0.1], dtype=torch.float64)
+        o.param_groups[1]["lr"] = torch.tensor(0.07, dtype=torch.float16)
+        o.param_groups[2]["lr"] = torch.tensor(0.05, dtype=torch.bfloat16)
+        return o
+
+    s1, s2, o1, o2 = build_pair(name, make, ORDINARY_KWARGS[name])
+    lockstep(s1, s2, o1, o2, 40)
+    lockstep(s1, s2, o1, o2, 3, action=lambda s, k: s.step(k + 5))
+    assert [(g["lr"].dtype, g["lr"].shape) for g in o1.param_groups] == [
+        (g["lr"].dtype, g["lr"].shape) for g in o2.param_groups
+    ]
+    assert_same_state(s1, s2)
