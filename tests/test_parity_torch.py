@@ -644,7 +644,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             o.param_groups[i % len(o.param_groups)]["lr"] = value
 
     @rule(
-        attr=st.sampled_from(["gamma", "step_size", "factor", "total_iters", "T_max", "eta_min", "power", "last_epoch"]),
+        attr=st.sampled_from(
+            ["gamma", "step_size", "factor", "total_iters", "T_max", "eta_min", "power", "last_epoch"]
+        ),
         value=st.one_of(st.integers(-2, 40), st.floats(-2, 40), st.sampled_from([0.5, 0.9, 1, 7.0])),
     )
     def set_attribute(self, attr, value):

@@ -12,7 +12,6 @@ import functools
 import io
 import math
 import pickle
-from typing import Any
 
 import pytest
 from conftest import (
