@@ -213,9 +213,12 @@ def engine(sched: Any) -> Any:
 
 
 def lr_key(xs: list[Any]) -> Any:
-    """Bitwise identity of a list of lrs; fast for the common all-float case."""
+    """Bitwise identity of a list of lrs; fast for the common all-float and all-tensor cases."""
     if all(type(x) is float for x in xs):
         return struct.pack(f"<{len(xs)}d", *xs)
+    if xs and all(type(x) is torch.Tensor for x in xs) and len({(x.dtype, x.shape) for x in xs}) == 1:
+        t = torch.stack(xs).detach().cpu()
+        return ("tensors", t.dtype, tuple(t.shape), t.numpy().tobytes())
     return bits(xs)
 
 

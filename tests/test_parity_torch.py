@@ -282,7 +282,7 @@ def test_awkward_cases_raise_where_torch_does():
 @pytest.mark.parametrize("name", SCHEDULER_NAMES)
 def test_tensor64_matches_torch(name, n_groups):
     """float64 tensor lrs: bitwise equal to torch, and the tensors stay the same objects."""
-    n_steps = 2_000 if n_groups == 17 else N_STEPS // 2
+    n_steps = 2_000 if n_groups == 17 else N_STEPS  # 17 tensor groups in torch are slow
     s1, s2, o1, o2 = build_pair(name, _optimizer_factory(n_groups, "tensor64"), ORDINARY_KWARGS[name])
     ids = [id(g["lr"]) for g in o2.param_groups]
     completed, raised = lockstep(s1, s2, o1, o2, n_steps)
@@ -299,7 +299,7 @@ def test_tensor64_matches_torch(name, n_groups):
 def test_tensor32_within_float32_rounding(name, n_groups):
     """float32 tensor lrs: each value is torch's, or the float64 schedule rounded once (within 1 f32
     ulp), and always close to torch's. (fastlr may compute in double and round once.)"""
-    n_steps = 2_000 if n_groups == 17 else N_STEPS // 2
+    n_steps = N_STEPS if n_groups == 3 else 2_000  # the long run on 3 groups; the rest is time
     kwargs = ORDINARY_KWARGS[name]
     f32_bases = [to_f32(x) for x in base_lrs_for(n_groups)]
     o1 = make_optimizer(n_groups, "tensor32")
@@ -315,13 +315,17 @@ def test_tensor32_within_float32_rounding(name, n_groups):
                 s1.step()
                 s2.step()
                 s3.step()
-            for t, f, exact in zip(s1.get_last_lr(), s2.get_last_lr(), s3.get_last_lr()):
-                assert f.dtype == torch.float32 and f.shape == t.shape
-                tv, fv = t.item(), f.item()
-                within = fv == tv or f32_ulps(fv, to_f32(exact)) <= 1
-                assert within, f"step {k}: fastlr {fv!r}, torch {tv!r}, f32(float64 schedule) {to_f32(exact)!r}"
-                # torch's own float32 recurrence drifts by up to ~1.3e-4 relative over 10k steps.
-                assert abs(fv - tv) <= 1e-3 * abs(tv) + 1e-30, f"step {k}: {fv!r} not close to torch {tv!r}"
+            t_lrs, f_lrs = s1.get_last_lr(), s2.get_last_lr()
+            assert all(f.dtype == torch.float32 and f.shape == t.shape for t, f in zip(t_lrs, f_lrs))
+            tv = torch.stack(t_lrs).numpy()
+            fv = torch.stack(f_lrs).numpy()
+            exact = np.array(s3.get_last_lr(), dtype=np.float64).astype(np.float32)
+            ulps = np.abs(fv.view(np.int32).astype(np.int64) - exact.view(np.int32).astype(np.int64))
+            within = (fv == tv) | (ulps <= 1)  # lrs here are positive: int32 views are monotonic
+            assert within.all(), f"step {k}: fastlr {fv!r}, torch {tv!r}, f32(float64 schedule) {exact!r}"
+            # torch's own float32 recurrence drifts by up to ~1.3e-4 relative over 10k steps.
+            diff = np.abs(fv.astype(np.float64) - tv.astype(np.float64))
+            assert (diff <= 1e-3 * np.abs(tv.astype(np.float64)) + 1e-30).all(), f"step {k}: {fv!r} vs torch {tv!r}"
     assert [id(g["lr"]) for g in o2.param_groups] == ids, "a tensor lr was replaced, not filled"
 
 
