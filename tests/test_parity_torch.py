@@ -26,7 +26,6 @@ from conftest import (
     bits,
     build_pair,
     engine,
-    f32_ulps,
     fast_class,
     kwargs_id,
     lockstep,
