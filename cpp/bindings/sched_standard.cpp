@@ -464,6 +464,15 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     eng->busy = false;
     // torch's context manager resets the flag whether or not a lambda raised; the lambda's exception
     // is set aside meanwhile (found by the parity tests: it used to be cleared).
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject* pending = PyErr_GetRaisedException();
+    bool reset = set_within_step(d, Py_False);
+    if (pending) {
+        if (!reset) PyErr_Clear();
+        PyErr_SetRaisedException(pending);
+        reset = true;
+    }
+#else
     PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     bool reset = set_within_step(d, Py_False);
@@ -472,6 +481,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         PyErr_Restore(exc_type, exc_value, exc_tb);
         reset = true;
     }
+#endif
     if (!reset || !ok) {
         clear_objs(eng, n);
         return fast::error;
