@@ -382,10 +382,6 @@ def build_pair_cls(t_cls, f_cls, kwargs):
     return s1, s2, o1, o2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: get_lr patched on the class after its creation (mock.patch.object) is ignored by the fast path",
-)
 def test_get_lr_patched_on_the_class():
     results = []
     for cls in (torch_class("StepLR"), fast_class("StepLR")):
@@ -400,7 +396,6 @@ def test_get_lr_patched_on_the_class():
     assert results[0] == results[1]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: get_lr assigned on an instance is ignored by the fast path")
 def test_get_lr_patched_on_an_instance():
     results = []
     for cls in (torch_class("ExponentialLR"), fast_class("ExponentialLR")):

@@ -237,7 +237,23 @@ Engine* engine_of(PyObject* self) {
     PyObject* e = *slot;
     if (Py_TYPE(e) != engine_type) return nullptr;
     auto* eng = reinterpret_cast<Engine*>(e);
-    if (eng->kind == static_cast<int>(kind::none) || eng->busy) return nullptr;
+    if (eng->busy) return nullptr;
+    // Whether the engine may do the class's work is decided again whenever the class (or a base)
+    // changed since -- its version tag moves when an attribute is set, as mock.patch.object(cls,
+    // "get_lr", ...) does -- or the instance gained attributes (`sched.get_lr = ...`).
+    PyTypeObject* tp = Py_TYPE(self);
+    ref d(PyObject_GenericGetDict(self, nullptr));
+    if (!d) return PyErr_Clear(), nullptr;
+    if (tp->tp_version_tag == 0 || tp->tp_version_tag != eng->type_tag || PyDict_GET_SIZE(d.get()) != eng->dict_size) {
+        static PyObject* check = PyUnicode_InternFromString("_fastlr_kind_now");
+        ref k(PyObject_CallMethodNoArgs(self, check));
+        const long kv = k ? PyLong_AsLong(k.get()) : -1;
+        if (kv < 0 || kv > static_cast<long>(kind::last_)) return PyErr_Clear(), nullptr;
+        eng->kind = static_cast<int>(kv);
+        eng->type_tag = tp->tp_version_tag;
+        eng->dict_size = PyDict_GET_SIZE(d.get());
+    }
+    if (eng->kind == static_cast<int>(kind::none)) return nullptr;
     return eng;
 }
 

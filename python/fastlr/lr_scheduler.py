@@ -117,13 +117,28 @@ class LRScheduler(_tls.LRScheduler):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # The class that declares the engine kind, and whether anything the engine replaces has been
-        # overridden since. The engine itself is created on the first step (in C).
+        if "_fastlr_kind" in cls.__dict__:  # a class that declares an engine kind: remember its hooks
+            cls._fastlr_hook_impls = {n: getattr(cls, n, None) for n in cls._fastlr_hooks}
+        cls._fastlr_active_kind = cls._fastlr_class_kind()
+
+    @classmethod
+    def _fastlr_class_kind(cls) -> int:
+        """The engine kind for this class as it is now: the declaring class's kind, or none if any
+        method the engine replaces differs from the one the kind was declared with (a subclass that
+        overrides get_lr, or a class patched later, e.g. by mock.patch.object)."""
         declaring = next(k for k in cls.__mro__ if "_fastlr_kind" in k.__dict__)
-        hooks = declaring._fastlr_hooks
-        overridden = any(getattr(cls, n, None) is not getattr(declaring, n, None) for n in hooks)
-        active = declaring.__dict__["_fastlr_kind"]
-        cls._fastlr_active_kind = _KIND_NONE if overridden or not FAST_PATH_AVAILABLE else active
+        impls = declaring.__dict__.get("_fastlr_hook_impls", {})
+        if not FAST_PATH_AVAILABLE or any(getattr(cls, n, None) is not impls.get(n) for n in declaring._fastlr_hooks):
+            return _KIND_NONE
+        return declaring.__dict__["_fastlr_kind"]
+
+    def _fastlr_kind_now(self) -> int:
+        """The engine kind for this scheduler now (asked by the engine when the class or the
+        instance's attributes changed): none if a replaced method was patched on the instance."""
+        kind = type(self)._fastlr_class_kind()
+        if kind and any(n in self.__dict__ for n in (*type(self)._fastlr_hooks, "step")):
+            return _KIND_NONE
+        return kind
 
     def _update_lr(self, epoch: int | None = None) -> None:
         if not _core.update(self, epoch):
@@ -221,9 +236,9 @@ class LRScheduler(_tls.LRScheduler):
 
     @property
     def uses_fast_path(self) -> bool:
-        """Whether this scheduler's class is stepped by fastlr's engine (per step the engine may still
-        defer to torch's code for values it does not reproduce, such as tensor learning rates)."""
-        return type(self)._fastlr_active_kind != _KIND_NONE
+        """Whether this scheduler is stepped by fastlr's engine (per step the engine may still defer
+        to torch's code for values it does not reproduce)."""
+        return self._fastlr_kind_now() != _KIND_NONE
 
     # Pickling and copying carry torch's state (the instance dict) only; the engine is rebuilt on
     # the next step.
