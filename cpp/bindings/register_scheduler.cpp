@@ -176,6 +176,13 @@ PyObject* engine_clear_last_lr(PyObject* o, PyObject*) {
     Py_RETURN_NONE;
 }
 
+PyObject* engine_set_capturable(PyObject* o, PyObject* arg) {
+    const int v = PyObject_IsTrue(arg);
+    if (v < 0) return nullptr;
+    reinterpret_cast<Engine*>(o)->capturable = v != 0;
+    Py_RETURN_NONE;
+}
+
 PyObject* engine_unpack(PyObject* o, PyObject*) {
     unpack(reinterpret_cast<Engine*>(o));
     Py_RETURN_NONE;
@@ -191,6 +198,7 @@ PyMethodDef engine_methods[] = {
      "The `_last_lr` list of the last tensor step (fresh tensors from the step's snapshot)."},
     {"clear_last_lr", engine_clear_last_lr, METH_NOARGS, "Forget the pending `_last_lr` (it was replaced)."},
     {"unpack", engine_unpack, METH_NOARGS, "Forget the packed tensors (they are packed again when met)."},
+    {"set_capturable", engine_set_capturable, METH_O, "Route step() to the scheduler's capturable step."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -336,6 +344,16 @@ fast try_fast_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
 
 PyObject* scheduler_step(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (refs.base_type && PyObject_TypeCheck(self, refs.base_type)) {
+        PyObject* e = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + refs.engine_offset);
+        if (e && Py_TYPE(e) == engine_type && reinterpret_cast<Engine*>(e)->capturable) {
+            // Capturable mode: the device-side step (python/fastlr/_capturable.py) takes the call.
+            static PyObject* name = PyUnicode_InternFromString("_fastlr_capturable_step");
+            ref meth(PyObject_GetAttr(self, name));
+            if (!meth) return nullptr;
+            return PyObject_Vectorcall(meth.get(), args, nargsf, kwnames);
+        }
+    }
     const fast r = try_fast_step(self, args, nargs, kwnames);
     if (r == fast::handled) Py_RETURN_NONE;
     if (r == fast::error) return nullptr;

@@ -137,6 +137,29 @@ std::vector<double> eval_many(const std::vector<const Program*>& programs, doubl
     return out;
 }
 
+/// A capturable step on CPU tensors: t = *counter + increment, every program at t written into its
+/// element (float32 or float64 CPU memory), then *counter = t. The same evaluator as the CUDA kernel;
+/// no torch op, nothing allocated.
+void capturable_step(const std::vector<const Program*>& programs, const std::vector<std::pair<std::uintptr_t, int>>& dsts,
+                     std::uintptr_t counter, int increment) {
+    if (programs.size() != dsts.size()) throw py::value_error("one destination per program");
+    if (counter == 0) throw py::value_error("null counter");
+    auto* c = reinterpret_cast<std::int64_t*>(counter);
+    const std::int64_t t = *c + increment;
+    const double td = static_cast<double>(t);
+    check_step(td);
+    for (std::size_t i = 0; i < programs.size(); ++i) {
+        if (programs[i] == nullptr) throw py::type_error("expected Program objects, got None");
+        if (dsts[i].first == 0) throw py::value_error("null destination");
+    }
+    for (std::size_t i = 0; i < programs.size(); ++i) {
+        const double v = fs::eval(programs[i]->data().view(), td);
+        if (dsts[i].second) *reinterpret_cast<double*>(dsts[i].first) = v;
+        else *reinterpret_cast<float*>(dsts[i].first) = static_cast<float>(v);
+    }
+    *c = t;
+}
+
 }  // namespace
 
 void register_schedules(py::module_& m) {
@@ -156,6 +179,10 @@ void register_schedules(py::module_& m) {
         .def("buffers", &Program::buffers,
              "The raw (nodes, children, params) arrays as bytes, in the layout of fastlr/program.hpp.")
         .def("__len__", &Program::size);
+    m.def("capturable_step", &capturable_step, py::arg("programs"), py::arg("dsts"), py::arg("counter"),
+          py::arg("increment"),
+          "One capturable step on CPU tensors: programs evaluated at *counter + increment into raw float32\n"
+          "(dtype 0) or float64 (dtype 1) addresses, then the int64 counter at `counter` advanced.");
     m.def("schedule_eval_many", &eval_many, py::arg("programs"), py::arg("t"),
           "Evaluate each program at step t.");
 }

@@ -146,6 +146,7 @@ struct Engine {
     PyObject_HEAD
     int kind;
     bool busy;  // a user callable is running inside this engine's step: re-entrant calls fall back
+    bool capturable;  // step() runs the Python capturable step (fastlr/_capturable.py)
     unsigned int type_tag;        // the class's tp_version_tag when `kind` was last decided
     Py_ssize_t dict_size;         // and the instance dict's size then (an attribute added may be a hook)
     unsigned long long handled;   // calls done here

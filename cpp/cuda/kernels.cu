@@ -3,6 +3,8 @@
 // host's bits. Never includes pybind11 or torch.
 #include <cuda_runtime.h>
 
+#include <fastlr/program.hpp>
+
 #include "kernels.hpp"
 
 namespace fastlr {
@@ -24,7 +26,33 @@ __global__ void apply_kernel(update u, T* dst, double* shadow, const double* x, 
     if (shadow) shadow[i] = v;
 }
 
+/// One block: every thread reads the counter before the block synchronises, and only then does
+/// thread 0 advance it, so all entries see the same step.
+__global__ void programs_kernel(const sched::node* nodes, const std::uint32_t* children, const double* params,
+                                const program_entry* entries, std::int64_t n, std::int64_t* counter, int increment) {
+    const std::int64_t t = *counter + increment;
+    const double td = static_cast<double>(t);
+    for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const program_entry e = entries[i];
+        const sched::program prog{nodes + e.node_offset, children + e.child_offset, params + e.param_offset, e.n_nodes};
+        const double v = sched::eval(prog, td);
+        if (e.f64) *reinterpret_cast<double*>(e.dst) = v;
+        else *reinterpret_cast<float*>(e.dst) = static_cast<float>(v);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) *counter = t;
+}
+
 }  // namespace
+
+int launch_programs(const void* nodes, const std::uint32_t* children, const double* params,
+                    const program_entry* entries, std::int64_t n, std::int64_t* counter, int increment,
+                    std::uintptr_t stream) {
+    cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+    programs_kernel<<<1, 256, 0, s>>>(static_cast<const sched::node*>(nodes), children, params, entries, n, counter,
+                                      increment);
+    return static_cast<int>(cudaGetLastError());
+}
 
 int launch_apply(const update& u, void* dst, dtype t, double* shadow, const double* x, const double* y,
                  std::int64_t n, std::uintptr_t stream) {

@@ -22,6 +22,25 @@ enum class dtype : int { f32 = 0, f64 = 1 };
 int launch_apply(const update& u, void* dst, dtype t, double* shadow, const double* x, const double* y,
                  std::int64_t n, std::uintptr_t stream);
 
+/// One entry of a capturable step: program `k` (its arrays at the given offsets into the shared node,
+/// child and parameter arrays) evaluated into one element of a packed buffer.
+struct program_entry {
+    std::uint32_t node_offset;
+    std::uint32_t child_offset;
+    std::uint32_t param_offset;
+    std::uint32_t n_nodes;
+    std::uint64_t dst;   ///< device address of the element written
+    std::uint32_t f64;   ///< 1: float64 element, 0: float32
+    std::uint32_t pad;
+};
+
+/// A capturable step on the device, for n entries: t = *counter + increment; each entry's program at
+/// t is written to its element; then *counter = t. One launch, nothing read back to the host, no host
+/// value baked in: a captured graph advances the schedule at every replay.
+int launch_programs(const void* nodes, const std::uint32_t* children, const double* params,
+                    const program_entry* entries, std::int64_t n, std::int64_t* counter, int increment,
+                    std::uintptr_t stream);
+
 /// Copy n bytes host -> device on `stream` (asynchronous when `src` is pinned).
 int copy_to_device(void* dst, const void* src, std::size_t bytes, std::uintptr_t stream);
 

@@ -44,6 +44,25 @@ PYBIND11_MODULE(_cuda, m) {
         "Launch the host-driven lr update on `stream` for n groups of a packed buffer (see kernels.hpp).\n"
         "Raises RuntimeError if the launch fails.");
     m.def(
+        "run_programs",
+        [](std::uintptr_t nodes, std::uintptr_t children, std::uintptr_t params, std::uintptr_t entries, std::int64_t n,
+           std::uintptr_t counter, int increment, std::uintptr_t stream) {
+            if (n < 0) throw py::value_error("n must be >= 0");
+            if (counter == 0 || (n > 0 && (nodes == 0 || entries == 0 || params == 0)))
+                throw py::value_error("null device address");
+            check(fastlr::cuda::launch_programs(reinterpret_cast<const void*>(nodes),
+                                                reinterpret_cast<const std::uint32_t*>(children),
+                                                reinterpret_cast<const double*>(params),
+                                                reinterpret_cast<const fastlr::cuda::program_entry*>(entries), n,
+                                                reinterpret_cast<std::int64_t*>(counter), increment, stream),
+                  "kernel launch");
+        },
+        py::arg("nodes"), py::arg("children"), py::arg("params"), py::arg("entries"), py::arg("n"), py::arg("counter"),
+        py::arg("increment"), py::arg("stream"),
+        "Launch one capturable step on `stream` (see kernels.hpp: launch_programs). Raises RuntimeError if\n"
+        "the launch fails.");
+    m.attr("PROGRAM_ENTRY_SIZE") = sizeof(fastlr::cuda::program_entry);
+    m.def(
         "copy_to_device",
         [](std::uintptr_t dst, std::uintptr_t src, std::size_t bytes, std::uintptr_t stream) {
             check(fastlr::cuda::copy_to_device(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), bytes,

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 from typing import Any
 
 from torch.optim import lr_scheduler as _tls
 from torch.optim import swa_utils as _swa
 
-from . import _core, _tensor_lrs
+from . import _capturable, _core, _tensor_lrs
 
 __all__ = [
     "EPOCH_DEPRECATION_WARNING",
@@ -109,7 +110,7 @@ class LRScheduler(_tls.LRScheduler):
     warn) goes through torch's ``step()``.
     """
 
-    __slots__ = ("_fastlr_engine",)
+    __slots__ = ("_fastlr_engine", "_fastlr_capture")
 
     _fastlr_kind: int = _KIND_NONE
     _fastlr_active_kind: int = _KIND_NONE
@@ -141,14 +142,79 @@ class LRScheduler(_tls.LRScheduler):
         return kind
 
     def _update_lr(self, epoch: int | None = None) -> None:
+        cap = _capture_of(self)
+        if cap is not None:  # capturable: enqueue the device step; host counters follow the calls
+            self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+            cap.update(epoch)
+            return
         if not _core.update(self, epoch):
             super()._update_lr(epoch)
+
+    # -- capturable mode (python/fastlr/_capturable.py) --------------------------------------------------
+
+    def _fastlr_enable_capture(self) -> None:
+        """Switch this scheduler to capturable mode (the ``capturable=True`` constructor argument)."""
+        cap: Any
+        if isinstance(self, _tls.ReduceLROnPlateau):
+            cap = _capturable.PlateauCapture(self)
+        else:
+            cap = _capturable.Capture(self)
+        self._fastlr_capture = cap
+        eng = _engine_of(self)
+        if eng is None:
+            eng = self._fastlr_engine = _core.Engine(type(self)._fastlr_active_kind)
+        eng.set_capturable(True)
+
+    @property
+    def capturable(self) -> bool:
+        """Whether this scheduler steps on the device (``capturable=True``)."""
+        return _capture_of(self) is not None
+
+    def _fastlr_capturable_step(self, *args: Any, **kwargs: Any) -> None:
+        """step() in capturable mode: one device launch (or fixed torch ops) and host bookkeeping."""
+        cap = _capture_of(self)
+        if isinstance(self, _tls.ReduceLROnPlateau):
+            bound = inspect.signature(_tls.ReduceLROnPlateau.step).bind(self, *args, **kwargs)
+            metrics, epoch = bound.arguments["metrics"], bound.arguments.get("epoch")
+            if epoch is not None:
+                raise ValueError("capturable ReduceLROnPlateau steps one epoch at a time (no epoch argument)")
+            self.last_epoch += 1
+            cap.step(self, metrics)
+        elif isinstance(self, _tls.CosineAnnealingWarmRestarts):
+            epoch = inspect.signature(_tls.CosineAnnealingWarmRestarts.step).bind(self, *args, **kwargs).arguments.get("epoch")
+            self.last_epoch = max(self.last_epoch + 1, 0) if epoch is None else epoch
+            cap.update(epoch)
+        else:
+            _tls.LRScheduler.step(self, *args, **kwargs)  # warnings and counters; _update_lr enqueues
+
+    def _fastlr_sync_capture(self) -> None:
+        """Host attributes from the device state (a synchronisation): graph replays advance only it."""
+        cap = _capture_of(self)
+        if cap is None:
+            return
+        d = self.__dict__
+        if isinstance(cap, _capturable.PlateauCapture):
+            cap.sync(self)
+        else:
+            le = cap.value()
+            if le != d.get("last_epoch") and "_step_count" in d:
+                d["_step_count"] += le - d["last_epoch"]
+            d["last_epoch"] = le
+            if isinstance(self, _tls.CosineAnnealingWarmRestarts):
+                d["T_cur"], d["T_i"] = _capturable.warm_restarts_counters(self.T_0, self.T_mult, le)
+        if cap.dirty:
+            d["_last_lr"] = [g["lr"].detach().clone() for g in self.optimizer.param_groups]
+            cap.dirty = False
 
     # `_last_lr` after a step with tensor lrs is built when it is read: torch's list holds one fresh
     # tensor per group, which is exactly the per-group work the packed path avoids on every step.
     @property
     def _last_lr(self) -> list[Any]:
         d = self.__dict__
+        cap = _capture_of(self)
+        if cap is not None and cap.dirty:  # fresh clones of the device values (no synchronisation)
+            d["_last_lr"] = [g["lr"].detach().clone() for g in self.optimizer.param_groups]
+            cap.dirty = False
         eng = _engine_of(self)
         if eng is not None and eng.last_lr_stale:
             d["_last_lr"] = eng.take_last_lr()
@@ -165,16 +231,27 @@ class LRScheduler(_tls.LRScheduler):
             eng.clear_last_lr()
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the scheduler's state as a dict: torch's keys and values (``_last_lr`` included)."""
+        """Return the scheduler's state as a dict: torch's keys and values (``_last_lr`` included).
+
+        In capturable mode this reads the device state first (a synchronisation)."""
+        self._fastlr_sync_capture()
         self._last_lr  # noqa: B018 - materialise a pending `_last_lr` into __dict__
         return super().state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load the scheduler's state (torch's state dicts and fastlr's are the same)."""
+        """Load the scheduler's state (torch's state dicts and fastlr's are the same). In capturable
+        mode the device counters are set from it."""
         eng = _engine_of(self)
         super().load_state_dict(state_dict)
         if eng is not None and eng.last_lr_stale:
             eng.clear_last_lr()
+        cap = _capture_of(self)
+        if cap is not None:
+            if isinstance(cap, _capturable.PlateauCapture):
+                cap.load(self)
+            else:
+                cap.counter.fill_(int(self.last_epoch))
+            cap.dirty = True
 
     # How seek() moves this class (see `seek`): "replay" (chainable recurrences replayed in C++),
     # "closed" (get_lr is a closed form of the counters: O(1)), "warm_restarts", "steps" (step() run
@@ -255,6 +332,34 @@ def _engine_of(sched: LRScheduler) -> Any:
         return sched._fastlr_engine
     except AttributeError:
         return None
+
+
+def _capture_of(sched: LRScheduler) -> Any:
+    try:
+        return sched._fastlr_capture
+    except AttributeError:
+        return None
+
+
+def _with_capturable(cls: type) -> type:
+    """Give `cls` torch's constructor plus a keyword-only ``capturable=False``."""
+    torch_init = cls.__init__
+    sig = inspect.signature(torch_init)
+
+    @functools.wraps(torch_init)
+    def __init__(self: Any, *args: Any, capturable: bool = False, **kwargs: Any) -> None:
+        torch_init(self, *args, **kwargs)
+        if capturable:
+            self._fastlr_enable_capture()
+
+    params = [*sig.parameters.values(), inspect.Parameter("capturable", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")]
+    __init__.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    __init__.__doc__ = (torch_init.__doc__ or "") + (
+        "\n\ncapturable (bool, keyword-only): step on the device (counter, closed form and lrs in device "
+        "memory), so that step() can be captured in a CUDA graph; needs tensor lrs. Default: False."
+    )
+    cls.__init__ = __init__
+    return cls
 
 
 _core._install(
@@ -435,3 +540,11 @@ def __getattr__(name: str) -> Any:
 
         return ScheduledLR
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+for _cls in (
+    LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
+    CosineAnnealingLR, CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts, ReduceLROnPlateau, SWALR,
+):
+    _with_capturable(_cls)
+del _cls
