@@ -420,7 +420,11 @@ def test_isinstance_and_signature(name):
     assert issubclass(f_cls, t_cls) and issubclass(f_cls, tls.LRScheduler)
     assert issubclass(f_cls, fls.LRScheduler)
     assert f_cls.__name__ == name and f_cls.__doc__
-    assert inspect.signature(f_cls) == inspect.signature(t_cls)
+    # torch's parameters, in order, plus fastlr's keyword-only `capturable` (device stepping)
+    f_params = list(inspect.signature(f_cls).parameters.values())
+    assert f_params[-1].name == "capturable" and f_params[-1].kind is inspect.Parameter.KEYWORD_ONLY
+    assert f_params[-1].default is False
+    assert inspect.signature(f_cls).replace(parameters=f_params[:-1]) == inspect.signature(t_cls)
     assert hasattr(f_cls, "_get_closed_form_lr") == hasattr(t_cls, "_get_closed_form_lr")
     opt = make_optimizer(2)
     with quiet():

@@ -31,15 +31,16 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
     if (!gather_list(eng, d, names.base_lrs, n, eng->x->data())) return fast::fallback;
     ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
-    ref last(PyList_New(n));
-    if (!t_cur || !t_i || !le || !last) return fast::error;
-    operands src;
-    src.x = eng->x->data();
-    r = write_single(eng, f.groups.get(), n, u, src, last.get());
+    if (!t_cur || !t_i || !le) return fast::error;
+    plan pl;
+    pl.lr.u = u;
+    pl.lr.x = eng->x->data();
+    ref last;  // stays empty after a tensor step (materialised on demand)
+    r = execute(eng, f, pl, last);
     if (r != fast::handled) return r;
     if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
         PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
-        PyDict_SetItem(d, names.last_lr, last.get()) < 0)
+        (last && PyDict_SetItem(d, names.last_lr, last.get()) < 0))
         return fast::error;
     return fast::handled;
 }

@@ -163,6 +163,8 @@ class LRScheduler(_tls.LRScheduler):
         eng = _engine_of(self)
         if eng is None:
             eng = self._fastlr_engine = _core.Engine(type(self)._fastlr_active_kind)
+        if eng.last_lr_stale:
+            eng.clear_last_lr()
         eng.set_capturable(True)
 
     @property
@@ -211,13 +213,13 @@ class LRScheduler(_tls.LRScheduler):
     @property
     def _last_lr(self) -> list[Any]:
         d = self.__dict__
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:
+            d["_last_lr"] = eng.take_last_lr()
         cap = _capture_of(self)
         if cap is not None and cap.dirty:  # fresh clones of the device values (no synchronisation)
             d["_last_lr"] = [g["lr"].detach().clone() for g in self.optimizer.param_groups]
             cap.dirty = False
-        eng = _engine_of(self)
-        if eng is not None and eng.last_lr_stale:
-            d["_last_lr"] = eng.take_last_lr()
         try:
             return d["_last_lr"]
         except KeyError:
