@@ -57,6 +57,11 @@ def closed_form_schedules(sched: Any) -> tuple[list[S.Schedule], list[S.Schedule
     and per-group momentum/beta1 schedules where the class cycles them (else None)."""
     declaring = next((c for c in type(sched).__mro__ if c.__dict__.get("_fastlr_kind")), type(sched))
     name = declaring.__name__
+    if any(c.__name__ == "ScheduledLR" and c.__module__ == "fastlr._scheduled" for c in type(sched).__mro__):
+        bases = [_f(b, "base lr") for b in sched.base_lrs]
+        lrs = [S.scale(s, b) if sched.mode == "multiplier" else s for s, b in zip(sched.schedules, bases)]
+        mom = sched._fastlr_momentum
+        return lrs, None if mom is None else [mom.unique[k] for k in mom.index]
     groups = sched.optimizer.param_groups
     bases = [_f(b, "base lr") for b in sched.base_lrs] if hasattr(sched, "base_lrs") else []
     momentum: list[S.Schedule] | None = None
@@ -167,7 +172,7 @@ class Capture:
         programs = [s._sync() for s in lrs]
         self.momentum_key: str | None = None
         if momentum is not None:
-            key = "beta1" if getattr(sched, "use_beta1", False) else "momentum"
+            key = "beta1" if getattr(sched, "use_beta1", False) or getattr(sched, "momentum_key", None) == "betas" else "momentum"
             mp = _tensor_lrs.pack_groups(opt, key)
             if mp is None:
                 raise CapturableError(

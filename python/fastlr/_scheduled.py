@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _tls
 
 from . import _core
+from . import _capturable
 from . import schedules as S
 from .lr_scheduler import LRScheduler
 
@@ -105,6 +106,7 @@ class ScheduledLR(LRScheduler):
         momentum: ScheduleArg | None = None,
         weight_decay: ScheduleArg | None = None,
         last_epoch: int = -1,
+        capturable: bool = False,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -136,6 +138,12 @@ class ScheduledLR(LRScheduler):
                 elif "initial_weight_decay" not in g:
                     raise KeyError("param 'initial_weight_decay' is not specified in param_groups when resuming")
         super().__init__(optimizer, last_epoch)
+        if capturable:
+            if self.has_plateau or self._fastlr_wd is not None:
+                raise _capturable.CapturableError(
+                    "ScheduledLR with plateau nodes or a weight_decay schedule cannot run capturable"
+                )
+            self._fastlr_enable_capture()
 
     # -- schedules -----------------------------------------------------------------------------------
 
@@ -193,6 +201,9 @@ class ScheduledLR(LRScheduler):
         self._last_lr = _tls._param_groups_val_list(self.optimizer, "lr")
 
     def _update_lr(self, epoch: int | None = None) -> None:
+        if self.capturable:  # the device step (fastlr/_capturable.py)
+            super()._update_lr(epoch)
+            return
         if epoch is None:
             self.last_epoch += 1
         else:
@@ -229,7 +240,10 @@ class ScheduledLR(LRScheduler):
     _TRACK_KEYS = {"_fastlr_lr": "schedules", "_fastlr_momentum": "momentum_schedules", "_fastlr_wd": "weight_decay_schedules"}
 
     def state_dict(self) -> dict[str, Any]:
-        """torch's state (every attribute but the optimizer), with each schedule as its ``to_dict()``."""
+        """torch's state (every attribute but the optimizer), with each schedule as its ``to_dict()``.
+        In capturable mode the device counter is read first (a synchronisation)."""
+        self._fastlr_sync_capture()
+        self._last_lr  # noqa: B018 - materialise a pending `_last_lr`
         sd = {}
         for k, v in self.__dict__.items():
             if k == "optimizer":
@@ -253,6 +267,10 @@ class ScheduledLR(LRScheduler):
                     )
                 setattr(self, attr, tr)
         self.__dict__.update(sd)
+        cap = getattr(self, "_fastlr_capture", None)
+        if cap is not None:
+            cap.counter.fill_(int(self.last_epoch))
+            cap.dirty = True
 
     def __repr__(self) -> str:
         ss = self._fastlr_lr.unique
