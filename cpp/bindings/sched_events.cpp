@@ -9,22 +9,29 @@
 namespace fastlr_py {
 
 // ------------------------------------------------------------------------------------------------
-/// CosineAnnealingWarmRestarts.step(epoch=None).
-fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
-    frame f;
-    fast r = open_groups(self, f);
-    if (r != fast::handled) return r;
-    PyObject* d = f.dict.get();
-    fastlr::cosine_warm_restarts_params p;
-    fastlr::cosine_warm_restarts_state s;
+namespace {
+
+/// CosineAnnealingWarmRestarts' attributes and counters, as the scheduler holds them.
+bool read_warm_restarts(PyObject* d, fastlr::cosine_warm_restarts_params& p, fastlr::cosine_warm_restarts_state& s) {
     if (!dict_num(d, names.T_0, p.T_0) || !dict_num(d, names.T_mult, p.T_mult) || !dict_num(d, names.eta_min, p.eta_min) ||
         !dict_num(d, names.T_cur, s.T_cur) || !dict_num(d, names.T_i, s.T_i) ||
-        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch))
-        return PyErr_Clear(), fast::fallback;
-    pynum ep;
-    const bool given = epoch != Py_None;
-    if (given && !to_num(epoch, ep)) return fast::fallback;
-    if (fastlr::cosine_warm_restarts_advance(p, s, given, ep) != errc::ok) return fast::fallback;
+        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch)) {
+        PyErr_Clear();
+        return false;
+    }
+    // torch stores T_0 into T_i and the epoch into T_cur as the objects themselves: a bool stays a
+    // bool there, while the engine would write back an int. Rare enough to leave to torch's code.
+    auto is_bool = [d](PyObject* key) {
+        PyObject* o = PyDict_GetItem(d, key);  // present: dict_num read it above
+        return o && PyBool_Check(o);
+    };
+    return !(is_bool(names.T_0) || is_bool(names.T_i) || is_bool(names.T_cur));
+}
+
+/// The lrs at counters `s` (the closed form get_lr is), written like a step, then the counters.
+fast commit_warm_restarts(Engine* eng, frame& f, const fastlr::cosine_warm_restarts_params& p,
+                          const fastlr::cosine_warm_restarts_state& s) {
+    PyObject* d = f.dict.get();
     update u;
     if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) return fast::fallback;
     const Py_ssize_t n = f.n;
@@ -36,7 +43,7 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     pl.lr.u = u;
     pl.lr.x = eng->x->data();
     ref last;  // stays empty after a tensor step (materialised on demand)
-    r = execute(eng, f, pl, last);
+    const fast r = execute(eng, f, pl, last);
     if (r != fast::handled) return r;
     if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
         PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
@@ -45,54 +52,42 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     return fast::handled;
 }
 
-/// CosineAnnealingWarmRestarts: k plain steps of its counter logic, then one lr write (the lrs are a
+}  // namespace
+
+/// CosineAnnealingWarmRestarts.step(epoch=None).
+fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    fastlr::cosine_warm_restarts_params p;
+    fastlr::cosine_warm_restarts_state s;
+    if (!read_warm_restarts(f.dict.get(), p, s)) return fast::fallback;
+    pynum ep;
+    const bool given = epoch != Py_None;
+    if (given && (PyBool_Check(epoch) || !to_num(epoch, ep))) return fast::fallback;
+    if (fastlr::cosine_warm_restarts_advance(p, s, given, ep) != errc::ok) return fast::fallback;
+    return commit_warm_restarts(eng, f, p, s);
+}
+
+/// CosineAnnealingWarmRestarts: k plain steps of its counter logic, then one write (the lrs are a
 /// closed form of the counters).
 fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done) {
     done = 0;
     frame f;
     fast r = open_groups(self, f);
     if (r != fast::handled) return r;
-    PyObject* d = f.dict.get();
     fastlr::cosine_warm_restarts_params p;
     fastlr::cosine_warm_restarts_state s;
-    if (!dict_num(d, names.T_0, p.T_0) || !dict_num(d, names.T_mult, p.T_mult) || !dict_num(d, names.eta_min, p.eta_min) ||
-        !dict_num(d, names.T_cur, s.T_cur) || !dict_num(d, names.T_i, s.T_i) ||
-        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch) || k > fastlr::exact_int_limit - s.last_epoch)
-        return PyErr_Clear(), fast::fallback;
+    if (!read_warm_restarts(f.dict.get(), p, s) || k > fastlr::exact_int_limit - s.last_epoch) return fast::fallback;
     for (; done < k; ++done) {
         fastlr::cosine_warm_restarts_state next = s;
         if (fastlr::cosine_warm_restarts_advance(p, next, false, pynum{}) != errc::ok) break;
         s = next;
     }
     if (done == 0) return fast::fallback;
-    // One step()'s writes at the final counters: back up one step's worth is not possible, so the
-    // counters are committed and the lrs computed from them, as step() does.
-    update u;
-    if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) {
-        done = 0;
-        return fast::fallback;
-    }
-    const Py_ssize_t n = f.n;
-    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-    if (!gather_list(eng, d, names.base_lrs, n, eng->x->data())) {
-        done = 0;
-        return fast::fallback;
-    }
-    ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
-    ref last(PyList_New(n));
-    if (!t_cur || !t_i || !le || !last) return fast::error;
-    operands src;
-    src.x = eng->x->data();
-    r = write_single(eng, f.groups.get(), n, u, src, last.get());
-    if (r != fast::handled) {
-        done = 0;
-        return r;
-    }
-    if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
-        PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
-        PyDict_SetItem(d, names.last_lr, last.get()) < 0)
-        return fast::error;
-    return fast::handled;
+    r = commit_warm_restarts(eng, f, p, s);
+    if (r != fast::handled) done = 0;
+    return r;
 }
 
 // ------------------------------------------------------------------------------------------------
