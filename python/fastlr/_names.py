@@ -143,7 +143,11 @@ def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     if t is None and stable is None:
         raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
     if t is not None and stable is not None:
-        warnings.warn("Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.")
+        warnings.warn(
+            "Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.",
+            UserWarning,
+            stacklevel=3,
+        )
     if warmup_type not in ("linear", "cosine", "1-sqrt"):
         raise ValueError(f"Unknown warmup type: {warmup_type}, expected 'linear', 'cosine' or '1-sqrt'")
     if decay_type not in ("linear", "cosine", "1-sqrt"):

@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 
-from . import _core
 
 __all__ = ["Packed", "pack_groups", "device_apply"]
 

@@ -55,7 +55,7 @@ __all__ = [
     "SequentialLR",
     "ChainedScheduler",
     "SWALR",
-    "ScheduledLR",
+    "ScheduledLR",  # noqa: F822 - provided lazily by __getattr__ (it imports this module)
 ]
 
 EPOCH_DEPRECATION_WARNING: str = _tls.EPOCH_DEPRECATION_WARNING
