@@ -24,6 +24,14 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     pynum ep;
     const bool given = epoch != Py_None;
     if (given && !to_num(epoch, ep)) return fast::fallback;
+    // torch stores T_0 into T_i and the epoch into T_cur as the objects themselves: a bool stays a
+    // bool there, while the engine would write back an int. Rare enough to leave to torch's code.
+    auto is_bool = [d](PyObject* key) {
+        PyObject* o = PyDict_GetItem(d, key);  // present: dict_num read it above
+        return o && PyBool_Check(o);
+    };
+    if ((given && PyBool_Check(epoch)) || is_bool(names.T_0) || is_bool(names.T_i) || is_bool(names.T_cur))
+        return fast::fallback;
     if (fastlr::cosine_warm_restarts_advance(p, s, given, ep) != errc::ok) return fast::fallback;
     update u;
     if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) return fast::fallback;
