@@ -14,6 +14,7 @@ import pytest
 import torch
 from _helpers_more import (
     GROUPS,
+    TENSOR_STEPS,
     TORCH,
     Twin,
     assert_engine_deferred,
@@ -243,7 +244,7 @@ def test_tensor64_lrs(G, opt_name):
 
     t = Twin(build, lambda: make_opt(G, "tensor64", opt=opt_name, **kw))
     ids = [id(g["lr"]) for g in t.of.param_groups]
-    t.steps(N if G == 3 else 2000)
+    t.steps(TENSOR_STEPS[G])
     assert [id(g["lr"]) for g in t.of.param_groups] == ids
     assert all(isinstance(g["lr"], torch.Tensor) and g["lr"].dtype == torch.float64 for g in t.of.param_groups)
     assert all(isinstance(x, torch.Tensor) for x in t.sf.get_last_lr())

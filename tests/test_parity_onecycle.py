@@ -12,6 +12,7 @@ import pytest
 import torch
 from _helpers_more import (
     GROUPS,
+    TENSOR_STEPS,
     TORCH,
     Twin,
     assert_engine_did_the_work,
@@ -240,11 +241,11 @@ def test_resume_without_group_keys_raises_like_torch():
 @pytest.mark.parametrize("G", GROUPS)
 def test_tensor64_lrs(G):
     def build(mod, opt):
-        return mod.OneCycleLR(opt, 0.1, total_steps=N // 5, three_phase=True)
+        return mod.OneCycleLR(opt, 0.1, total_steps=TENSOR_STEPS[G], three_phase=True)
 
     t = Twin(build, lambda: make_opt(G, "tensor64", opt="Adam"))
     ids = [id(g["lr"]) for g in t.of.param_groups]
-    t.steps(N // 5)
+    t.steps(TENSOR_STEPS[G])
     assert [id(g["lr"]) for g in t.of.param_groups] == ids
     assert all(g["lr"].dtype == torch.float64 for g in t.of.param_groups)
 
