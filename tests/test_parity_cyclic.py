@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from fastlr import lr_scheduler as F
 
-pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
+pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")
 
 N = 10_000
 
