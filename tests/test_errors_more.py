@@ -228,7 +228,7 @@ NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(-5, 5),
     st.integers(-(2**64), 2**64),
-    st.sampled_from([0.5, 2.0, 1.0, 0.999, -0.0, 1e-300, 2**53 + 1, 3.0]),
+    st.sampled_from([0.5, 2.0, 1.0, 0.999, -0.0, 1e-300, 2**53 + 1, 3.0, math.nan, math.inf, -math.inf, -1.0]),
 )
 
 

@@ -208,6 +208,17 @@ def test_state_dict_round_trip_and_cross_load(strategy):
     assert_engine_did_the_work(fresh.sf)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -2.0, 0.5, 0.0, -0.0, 1, 0, True])
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+def test_odd_anneal_epochs_from_a_state_dict(value, strategy):
+    """load_state_dict does not validate: Python's max(1, nan) is 1, min/max clamps keep ints."""
+    t = Twin(swalr(0.01, anneal_epochs=5, anneal_strategy=strategy), lambda: make_opt(3))
+    t.steps(2)
+    t.do(lambda s, o: s.load_state_dict({**s.state_dict(), "anneal_epochs": value}))
+    t.steps(10)
+    assert_engine_did_the_work(t.sf)
+
+
 def test_attributes():
     t = Twin(swalr(0.01, anneal_epochs=7, anneal_strategy="linear"), lambda: make_opt(3))
     for name in ("anneal_epochs", "_anneal_strategy", "anneal_func", "base_lrs", "last_epoch", "_step_count",
