@@ -204,3 +204,71 @@ def test_module_exports():
     for name in NAMES:
         assert name in F.__all__
     assert F.EPOCH_DEPRECATION_WARNING == torch.optim.lr_scheduler.EPOCH_DEPRECATION_WARNING
+
+
+class WrappedOptimizer(torch.optim.Optimizer):
+    """Shaped like accelerate's AcceleratedOptimizer: an Optimizer that forwards to an inner one through
+    properties and never calls Optimizer.__init__."""
+
+    def __init__(self, inner: torch.optim.Optimizer) -> None:
+        self.optimizer = inner
+
+    @property
+    def param_groups(self):
+        return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value):
+        self.optimizer.param_groups = value
+
+    @property
+    def defaults(self):
+        return self.optimizer.defaults
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    def step(self, closure=None):
+        return self.optimizer.step(closure)
+
+    def state_dict(self):
+        return self.optimizer.state_dict()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrapped_optimizer_like_accelerate(name):
+    def make():
+        return WrappedOptimizer(make_opt(3))
+
+    t = Twin(BUILD[name], make)
+    t.steps(90, action=lambda s, k: step_of(name)(s))  # OneCycleLR's horizon is 100
+    if not hasattr(t.sf, "_schedulers"):
+        assert_engine_did_the_work(t.sf, 90)
+
+
+CALLS = [
+    ("positional-None", lambda s: s.step(None)),
+    ("keyword-None", lambda s: s.step(epoch=None)),
+    ("keyword-epoch", lambda s: s.step(epoch=3)),
+    ("too-many", lambda s: s.step(3, 4)),
+    ("unknown-keyword", lambda s: s.step(foo=1)),
+    ("duplicate", lambda s: s.step(3, epoch=3)),
+]
+PLATEAU_CALLS = [
+    ("metrics-keyword", lambda s: s.step(metrics=0.5)),
+    ("epoch-None", lambda s: s.step(0.5, None)),
+    ("epoch-keyword-None", lambda s: s.step(0.5, epoch=None)),
+    ("too-many", lambda s: s.step(0.5, 1, 2)),
+    ("unknown-keyword", lambda s: s.step(0.5, foo=1)),
+    ("duplicate", lambda s: s.step(0.5, metrics=0.5)),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_step_call_forms(name):
+    """Positional/keyword forms and argument errors: same results, warnings and TypeError messages."""
+    calls = PLATEAU_CALLS if name == "ReduceLROnPlateau" else CALLS
+    t = Twin(BUILD[name], lambda: make_opt(3))
+    for _, call in calls:
+        t.do(lambda s, o: call(s))
