@@ -17,7 +17,6 @@ from _helpers_more import (
     TENSOR_STEPS,
     TORCH,
     Twin,
-    assert_engine_did_the_work,
     deep_bits,
     engine_counts,
     make_opt,

@@ -139,6 +139,7 @@ def test_legacy_anneal_func_attribute(legacy_fn):
     # a legacy state dict (no _anneal_func_type, an anneal_func entry) loads as torch's does
     sd_t, sd_f = t.st.state_dict(), t.sf.state_dict()
     assert "_anneal_func_type" not in sd_f and "anneal_func" in sd_f
+    assert deep_bits(sd_t) == deep_bits(sd_f)
 
 
 def test_legacy_state_dict_into_new_instance():
