@@ -132,3 +132,113 @@ def test_engine_rejects_unknown_kind():
     with pytest.raises(ValueError, match="unknown scheduler kind"):
         _core.Engine(12345)
     assert _core.Engine(0).kind == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Schedule programs (cpp/include/fastlr/program.hpp): validation of raw programs, layout, evaluation.
+
+import struct  # noqa: E402
+import threading  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+CONST, LINEAR, COSINE, JOIN, PRODUCT, SCALE, PLATEAU, NOISE = 1, 2, 3, 16, 17, 18, 14, 15
+
+
+def test_program_evaluates_a_join():
+    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0], []), (COSINE, [1.0, 0.0, 90.0, 1.0, 0.5, 0.0], []), (JOIN, [10.0], [0, 1])])
+    assert len(p) == 3 and p(0) == 0.0 and p(5) == 0.5 and p(10) == 1.0 and p(100) == 0.0
+    t = p.table(200)
+    assert np.array_equal(t, p.at(np.arange(200.0))) and np.array_equal(t[:3], [p(0), p(1), p(2)])
+    assert p.active(5) == [True, False, True] and p.active(50) == [False, True, True]
+    assert _core.schedule_eval_many([p, p], 5.0) == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    "nodes,match",
+    [
+        ([], "at least one node"),
+        ([(99, [], [])], "unknown"),
+        ([(CONST, [1.0, 2.0], [])], "expects 1 parameters"),
+        ([(CONST, [math.nan], [])], "finite"),
+        ([(CONST, [math.inf], [])], "finite"),
+        ([(LINEAR, [0.0, 1.0, -1.0], [])], "steps must be >= 0"),
+        ([(CONST, [1.0], []), (SCALE, [2.0], [1])], "precede"),
+        ([(CONST, [1.0], []), (PRODUCT, [], [0, 0])], "more than one parent"),
+        ([(CONST, [1.0], []), (CONST, [1.0], [])], "not reachable"),
+        ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [1.0], [0])], "children"),
+        ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [2.0, 1.0, 0.0], [0, 1])], "children"),
+        ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [2.0], [0, 1]), (SCALE, [1.0], [2]), (JOIN, [-1.0], [3, 0])], "parent"),
+        ([(COSINE, [1.0, 0.0, 10.0, 1.0, 0.5, 3.0], [])], "mode"),
+        ([(7, [2.0, 1.0], [])], "parameters"),
+        ([(7, [1e300, 1.0], [])], "boundaries"),
+        ([(PRODUCT, [], [])], "children"),
+        ([(CONST, [1.0], [])] * 65, "at most 64"),
+    ],
+)
+def test_program_validation(nodes, match):
+    with pytest.raises(ValueError, match=match):
+        _core.Program(nodes)
+
+
+def test_program_rejects_wrong_types():
+    with pytest.raises(TypeError):
+        _core.Program([(CONST, [1.0], [-1])])
+    with pytest.raises(TypeError):
+        _core.Program([("constant", [1.0], [])])
+
+
+def test_program_unbounded_slots_accept_inf_only_there():
+    _core.Program([(11, [1.0, 0.0, 10.0, 2.0, 1.0, math.inf, 1.0], [])])  # warm_restarts cycle_limit
+    _core.Program([(CONST, [1.0], []), (NOISE, [0.1, 1.0, 3.0, 1.0, 0.0, math.inf], [0])])  # noise end
+    with pytest.raises(ValueError, match="finite"):
+        _core.Program([(11, [1.0, 0.0, math.inf, 2.0, 1.0, 3.0, 1.0], [])])
+
+
+def test_program_steps_and_plateau_writes():
+    p = _core.Program([(PLATEAU, [0.5], []), (SCALE, [2.0], [0])])
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="steps"):
+            p(bad)
+    with pytest.raises(ValueError, match="steps"):
+        p.at(np.array([0.0, -1.0]))
+    with pytest.raises(ValueError):
+        p.table(-1)
+    p.set_plateau(0, 0.25)
+    assert p(3) == 0.5
+    with pytest.raises(IndexError):
+        p.set_plateau(1, 0.1)
+    with pytest.raises(ValueError):
+        p.set_plateau(0, math.nan)
+
+
+def test_program_buffers_layout():
+    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])])
+    nodes, children, params = p.buffers()
+    assert len(nodes) == 3 * 24
+    recs = [struct.unpack("<6I", nodes[i : i + 24]) for i in range(0, len(nodes), 24)]
+    # {op, first_param, n_params, first_child, n_children, reserved}
+    assert recs == [(LINEAR, 0, 3, 0, 0, 0), (CONST, 3, 1, 0, 0, 0), (PRODUCT, 4, 0, 0, 2, 0)]
+    assert struct.unpack("<2I", children) == (0, 1)
+    assert struct.unpack("<4d", params) == (0.0, 1.0, 10.0, 2.0)
+    assert p.nodes == [(LINEAR, [0.0, 1.0, 10.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])]
+
+
+def test_program_table_releases_the_gil():
+    p = _core.Program([(COSINE, [1.0, 0.0, 1e7, 1.0, 0.5, 0.0], [])])
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(1)
+
+    th = threading.Thread(target=ticker)
+    th.start()
+    try:
+        p.table(3 * 10**6)
+        n_during = len(ticks)
+    finally:
+        done.set()
+        th.join()
+    assert n_during > 100  # the other thread ran while C++ filled the table

@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
     m.attr("__version__") = FASTLR_VERSION;
     register_scheduler(m);
     register_pymath(m);
+    register_schedules(m);
 }

@@ -123,7 +123,11 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->mx = new std::vector<double>();
         self->my = new std::vector<double>();
         self->out = new std::vector<double>();
+        self->v1 = new std::vector<double>();
+        self->v2 = new std::vector<double>();
+        self->holders = new std::vector<std::uint8_t>();
         self->objs = new std::vector<PyObject*>();
+        self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -138,8 +142,16 @@ void engine_dealloc(PyObject* o) {
     delete self->mx;
     delete self->my;
     delete self->out;
+    delete self->v1;
+    delete self->v2;
+    delete self->holders;
     delete self->objs;
+    for (auto& per_key : *self->tcache)
+        for (auto& t : per_key.second) Py_CLEAR(t.obj);
+    delete self->tcache;
     Py_CLEAR(self->scale_ref);
+    unpack(self);
+    Py_CLEAR(self->last_pending);
     PyTypeObject* tp = Py_TYPE(o);
     tp->tp_free(o);
     Py_DECREF(tp);
@@ -153,7 +165,38 @@ PyObject* engine_deferred(PyObject* o, void*) {
     return PyLong_FromUnsignedLongLong(reinterpret_cast<Engine*>(o)->deferred);
 }
 
+PyObject* engine_last_stale(PyObject* o, void*) { return PyBool_FromLong(reinterpret_cast<Engine*>(o)->last_stale); }
+
+PyObject* engine_take_last_lr(PyObject* o, PyObject*) { return take_last_lr(reinterpret_cast<Engine*>(o)); }
+
+PyObject* engine_clear_last_lr(PyObject* o, PyObject*) {
+    auto* e = reinterpret_cast<Engine*>(o);
+    e->last_stale = false;
+    Py_CLEAR(e->last_pending);
+    Py_RETURN_NONE;
+}
+
+PyObject* engine_unpack(PyObject* o, PyObject*) {
+    unpack(reinterpret_cast<Engine*>(o));
+    Py_RETURN_NONE;
+}
+
+PyObject* engine_packed(PyObject* o, void*) {
+    auto* e = reinterpret_cast<Engine*>(o);
+    return PyTuple_Pack(2, e->plr ? e->plr->owner.get() : Py_None, e->pmom ? e->pmom->owner.get() : Py_None);
+}
+
+PyMethodDef engine_methods[] = {
+    {"take_last_lr", engine_take_last_lr, METH_NOARGS,
+     "The `_last_lr` list of the last tensor step (fresh tensors from the step's snapshot)."},
+    {"clear_last_lr", engine_clear_last_lr, METH_NOARGS, "Forget the pending `_last_lr` (it was replaced)."},
+    {"unpack", engine_unpack, METH_NOARGS, "Forget the packed tensors (they are packed again when met)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyGetSetDef engine_getset[] = {
+    {"last_lr_stale", engine_last_stale, nullptr, "Whether `_last_lr` awaits materialisation from a tensor step.", nullptr},
+    {"packed", engine_packed, nullptr, "The Packed objects (lr, momentum) of the tensor executor, or None.", nullptr},
     {"kind", engine_kind, nullptr, "The scheduler kind this engine steps (0: none, torch's Python only).", nullptr},
     {"handled", engine_handled, nullptr, "Calls computed by the engine.", nullptr},
     {"deferred", engine_deferred, nullptr, "Calls left to torch's Python code (odd types, raising cases).", nullptr},
@@ -164,6 +207,7 @@ PyType_Slot engine_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(engine_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc)},
     {Py_tp_getset, engine_getset},
+    {Py_tp_methods, engine_methods},
     {Py_tp_doc, const_cast<char*>("Engine(kind)\n--\n\nPer-scheduler state of fastlr's C++ fast path.")},
     {0, nullptr},
 };
@@ -322,6 +366,9 @@ PyMethodDef step_defs[] = {
 bool fit(Engine* e, std::size_t n) {
     try {
         if (e->x->size() < n) {
+            e->v1->resize(n);
+            e->v2->resize(n);
+            e->holders->resize(2 * n);
             e->x->resize(n);
             e->y->resize(n);
             e->mx->resize(n);
@@ -398,17 +445,74 @@ bool dict_bool(PyObject* d, PyObject* key, bool& out) {
 
 PyObject* from_num(pynum v) { return v.is_int ? PyLong_FromLongLong(v.i) : PyFloat_FromDouble(v.d); }
 
-bool gather_list(PyObject* d, PyObject* key, Py_ssize_t n, double* out) {
+namespace {
+
+/// The value of tensor element `o` at position i under `key`, through the engine's cache.
+bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out) {
+    if (!refs.describe) return false;
+    auto& cache = *eng->tcache;
+    const std::size_t si = static_cast<std::size_t>(i);
+    std::vector<Engine::tensor_ref>* per_key = nullptr;
+    for (auto& kv : cache)
+        if (kv.first == key) per_key = &kv.second;
+    try {
+        if (!per_key) {
+            cache.emplace_back(key, std::vector<Engine::tensor_ref>());
+            per_key = &cache.back().second;
+        }
+        if (per_key->size() <= si) per_key->resize(si + 1);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    Engine::tensor_ref& t = (*per_key)[si];
+    if (t.obj != o) {
+        ref d(PyObject_CallOneArg(refs.describe, o));  // (pointer, code, value) or None
+        unsigned long long ptr = 0;
+        int code = 0;
+        double value = 0.0;
+        if (!d || d.get() == Py_None || !PyArg_ParseTuple(d.get(), "Kid", &ptr, &code, &value)) {
+            PyErr_Clear();
+            return false;
+        }
+        Py_INCREF(o);
+        Py_XSETREF(t.obj, o);
+        t.ptr = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(ptr));
+        t.code = static_cast<std::uint8_t>(code);
+        t.value = value;
+    }
+    if (t.code == 0) out = static_cast<double>(*static_cast<const float*>(t.ptr));
+    else if (t.code == 1) out = *static_cast<const double*>(t.ptr);
+    else out = t.value;
+    return true;
+}
+
+}  // namespace
+
+bool value_of(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out) {
+    if (PyFloat_CheckExact(o)) {
+        out = PyFloat_AS_DOUBLE(o);
+        return true;
+    }
+    return tensor_element(eng, key, i, o, out);
+}
+
+bool group_value(Engine* eng, PyObject* g, PyObject* key, Py_ssize_t i, double& out) {
+    PyObject* o = PyDict_GetItemWithError(g, key);
+    if (!o) {
+        PyErr_Clear();
+        return false;
+    }
+    return value_of(eng, key, i, o, out);
+}
+
+bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* out) {
     PyObject* l = PyDict_GetItemWithError(d, key);
     if (!l || !PyList_CheckExact(l) || PyList_GET_SIZE(l) != n) {
         PyErr_Clear();
         return false;
     }
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* v = PyList_GET_ITEM(l, i);
-        if (!PyFloat_CheckExact(v)) return false;
-        out[i] = PyFloat_AS_DOUBLE(v);
-    }
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!value_of(eng, key, i, PyList_GET_ITEM(l, i), out[i])) return false;
     return true;
 }
 
@@ -480,6 +584,9 @@ void register_scheduler(py::module_& m) {
             refs.exp_range = take("exp_range");
             refs.swa_cos = take("swa_cos");
             refs.swa_linear = take("swa_linear");
+            refs.pack_groups = take("pack_groups");
+            refs.describe = take("describe");
+            refs.device_apply = take("device_apply");
         },
         py::arg("base"), py::arg("slot"), py::arg("refs"),
         "Wire the fast path into fastlr.lr_scheduler.LRScheduler (called once by that module).");
@@ -500,6 +607,36 @@ void register_scheduler(py::module_& m) {
         py::arg("cls"), py::arg("protocol"),
         "Install the C step() on `cls` with protocol 0 (LRScheduler), 1 (warm restarts), 2 (plateau) or\n"
         "3 (composites); the protocol only selects the signature shown, the engine kind selects the work.");
+
+    m.def(
+        "replay",
+        [](py::handle self, std::int64_t k) -> std::int64_t {
+            if (k < 0) throw py::value_error("replay needs k >= 0");
+            Engine* eng = engine_of(self.ptr());
+            if (!eng || k == 0) return 0;
+            ref keep_alive(ref::incref(self.ptr()));
+            std::int64_t done = 0;
+            const kind kd = static_cast<kind>(eng->kind);
+            const fast r = kd == kind::cosine_warm_restarts ? replay_warm_restarts(eng, self.ptr(), k, done)
+                                                             : replay_standard(eng, self.ptr(), k, done);
+            if (r == fast::error) throw py::error_already_set();
+            return done;
+        },
+        py::arg("scheduler"), py::arg("k"),
+        "Replay k plain steps in C++ (seek). Returns how many were done; the rest must be stepped.");
+
+    m.def(
+        "step_n",
+        [](py::handle self, std::int64_t k) {
+            // k calls of self.step(), without a Python loop (composites, lambda classes).
+            ref meth(PyObject_GetAttr(self.ptr(), names.step));
+            if (!meth) throw py::error_already_set();
+            for (std::int64_t i = 0; i < k; ++i) {
+                ref r(PyObject_CallNoArgs(meth.get()));
+                if (!r) throw py::error_already_set();
+            }
+        },
+        py::arg("scheduler"), py::arg("k"), "Call scheduler.step() k times.");
 
     m.def(
         "update",

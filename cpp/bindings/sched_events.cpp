@@ -37,7 +37,7 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) return fast::fallback;
     const Py_ssize_t n = f.n;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-    if (!gather_list(d, names.base_lrs, n, eng->x->data())) return fast::fallback;
+    if (!gather_list(eng, d, names.base_lrs, n, eng->x->data())) return fast::fallback;
     ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
     ref last(PyList_New(n));
     if (!t_cur || !t_i || !le || !last) return fast::error;
@@ -45,6 +45,56 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     src.x = eng->x->data();
     r = write_single(eng, f.groups.get(), n, u, src, last.get());
     if (r != fast::handled) return r;
+    if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
+        PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
+        PyDict_SetItem(d, names.last_lr, last.get()) < 0)
+        return fast::error;
+    return fast::handled;
+}
+
+/// CosineAnnealingWarmRestarts: k plain steps of its counter logic, then one lr write (the lrs are a
+/// closed form of the counters).
+fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done) {
+    done = 0;
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    fastlr::cosine_warm_restarts_params p;
+    fastlr::cosine_warm_restarts_state s;
+    if (!dict_num(d, names.T_0, p.T_0) || !dict_num(d, names.T_mult, p.T_mult) || !dict_num(d, names.eta_min, p.eta_min) ||
+        !dict_num(d, names.T_cur, s.T_cur) || !dict_num(d, names.T_i, s.T_i) ||
+        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), s.last_epoch) || k > fastlr::exact_int_limit - s.last_epoch)
+        return PyErr_Clear(), fast::fallback;
+    for (; done < k; ++done) {
+        fastlr::cosine_warm_restarts_state next = s;
+        if (fastlr::cosine_warm_restarts_advance(p, next, false, pynum{}) != errc::ok) break;
+        s = next;
+    }
+    if (done == 0) return fast::fallback;
+    // One step()'s writes at the final counters: back up one step's worth is not possible, so the
+    // counters are committed and the lrs computed from them, as step() does.
+    update u;
+    if (fastlr::cosine_warm_restarts_lr(p, s, u) != errc::ok) {
+        done = 0;
+        return fast::fallback;
+    }
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    if (!gather_list(eng, d, names.base_lrs, n, eng->x->data())) {
+        done = 0;
+        return fast::fallback;
+    }
+    ref t_cur(from_num(s.T_cur)), t_i(from_num(s.T_i)), le(PyLong_FromLongLong(s.last_epoch));
+    ref last(PyList_New(n));
+    if (!t_cur || !t_i || !le || !last) return fast::error;
+    operands src;
+    src.x = eng->x->data();
+    r = write_single(eng, f.groups.get(), n, u, src, last.get());
+    if (r != fast::handled) {
+        done = 0;
+        return r;
+    }
     if (PyDict_SetItem(d, names.T_cur, t_cur.get()) < 0 || PyDict_SetItem(d, names.T_i, t_i.get()) < 0 ||
         PyDict_SetItem(d, names.last_epoch, le.get()) < 0 || !set_within_step(d, Py_False) ||
         PyDict_SetItem(d, names.last_lr, last.get()) < 0)

@@ -8,6 +8,7 @@
 #include <fastlr/decay.hpp>
 #include <fastlr/swa.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace fastlr_py {
@@ -53,121 +54,171 @@ fastlr::step_state state_of(const std_frame& f, bool from_step) {
 }
 
 /// Store counters as torch's step()/_update_lr() leave them (and in torch's key order), then the new
-/// `_last_lr`. Only MemoryError can fail here.
+/// `_last_lr` (none after a tensor step: the engine materialises it on demand). Only MemoryError can
+/// fail here.
 fast commit(PyObject* d, const std_frame& f, PyObject* last) {
     if (f.sc_obj && PyDict_SetItem(d, names.step_count, f.sc_obj.get()) < 0) return fast::error;
     if (PyDict_SetItem(d, names.last_epoch, f.le_obj.get()) < 0) return fast::error;
     if (!set_within_step(d, Py_False)) return fast::error;
-    if (PyDict_SetItem(d, names.last_lr, last) < 0) return fast::error;
+    if (last && PyDict_SetItem(d, names.last_lr, last) < 0) return fast::error;
     return fast::handled;
 }
 
-/// A standard step whose per-group expression is `u` over `src`: the decays, CosineAnnealingLR,
-/// SWALR. `needs_base` gathers base_lrs into x (closed forms) or y (cos_add) first.
-fast run_single(Engine* eng, const std_frame& f, const update& u, operands src) {
-    PyObject* d = f.dict.get();
-    const Py_ssize_t n = f.n;
-    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-    // torch zips base_lrs with the groups strictly wherever it reads them.
-    if (u.x_is_base) {
-        if (!gather_list(d, names.base_lrs, n, eng->x->data())) return fast::fallback;
-        src.x = eng->x->data();
-    } else if (u.kind == update::op::cos_add) {
-        if (!gather_list(d, names.base_lrs, n, eng->y->data())) return fast::fallback;
-        src.y = eng->y->data();
-    }
-    // Allocate before touching the groups: a container allocation may run the cyclic GC (and
-    // finalizers); from here on no Python code runs until the step is committed.
-    ref last(PyList_New(n));
-    if (!last) return fast::error;
-    const fast r = write_single(eng, f.groups.get(), n, u, src, last.get());
+/// Execute `p` and commit the step.
+fast run(Engine* eng, std_frame& f, const plan& p) {
+    ref last;
+    const fast r = execute(eng, f, p, last);
     if (r != fast::handled) return r;
-    return commit(d, f, last.get());
+    return commit(f.dict.get(), f, last.get());
+}
+
+/// The plan of the decays, CosineAnnealingLR and SWALR: one update of the current lr, reading the
+/// base lrs where the op does (torch zips base_lrs with the groups strictly wherever it reads them).
+fast single_plan(Engine* eng, const std_frame& f, const update& u, plan& p) {
+    p.lr.u = u;
+    if (u.x_is_base || u.kind == update::op::cos_add) {
+        if (!fit(eng, static_cast<std::size_t>(f.n))) return fast::error;
+        double* arr = u.x_is_base ? eng->x->data() : eng->y->data();
+        if (!gather_list(eng, f.dict.get(), names.base_lrs, f.n, arr)) return fast::fallback;
+        (u.x_is_base ? p.lr.x : p.lr.y) = arr;
+    }
+    return fast::handled;
 }
 
 // ------------------------------------------------------------------------------------------------
 // The decays and CosineAnnealingLR: scalars from the attributes, then one pass.
 
-fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed, PyObject* le_obj, update& u) {
-    errc e = errc::ok;
-    switch (k) {
-        case kind::step_lr: {
-            fastlr::step_lr_params p;
-            if (!dict_num(d, names.step_size, p.step_size) || !dict_num(d, names.gamma, p.gamma))
-                return fast::fallback;
-            e = closed ? fastlr::step_lr_closed(p, st, u) : fastlr::step_lr_chainable(p, st, u);
-            break;
+/// A decay class's attributes, read once: a step reads them on every call, a replay (seek) once for
+/// all its steps.
+struct decay_stepper {
+    kind k = kind::none;
+    fastlr::step_lr_params step;
+    fastlr::multistep_lr_params multi;
+    fastlr::constant_lr_params constant;
+    fastlr::linear_lr_params linear;
+    fastlr::exponential_lr_params exponential;
+    fastlr::polynomial_lr_params polynomial;
+    fastlr::cosine_annealing_lr_params cosine;
+    PyObject* milestones = nullptr;                          // MultiStepLR's dict or Counter (borrowed)
+    std::vector<std::pair<std::int64_t, pynum>> int_milestones;  // sorted, for a replay
+
+    fast read(kind kk, PyObject* d) {
+        k = kk;
+        bool ok = false;
+        switch (k) {
+            case kind::step_lr: ok = dict_num(d, names.step_size, step.step_size) && dict_num(d, names.gamma, step.gamma); break;
+            case kind::multistep_lr: {
+                ok = dict_num(d, names.gamma, multi.gamma);
+                milestones = PyDict_GetItemWithError(d, names.milestones);
+                // A plain dict or collections.Counter (its __contains__/__getitem__ are dict's for present keys).
+                ok = ok && milestones &&
+                     (PyDict_CheckExact(milestones) || reinterpret_cast<PyObject*>(Py_TYPE(milestones)) == refs.counter_type);
+                break;
+            }
+            case kind::constant_lr:
+                ok = dict_num(d, names.factor, constant.factor) && dict_num(d, names.total_iters, constant.total_iters);
+                break;
+            case kind::linear_lr:
+                ok = dict_num(d, names.start_factor, linear.start_factor) && dict_num(d, names.end_factor, linear.end_factor) &&
+                     dict_num(d, names.total_iters, linear.total_iters);
+                break;
+            case kind::exponential_lr: ok = dict_num(d, names.gamma, exponential.gamma); break;
+            case kind::polynomial_lr:
+                ok = dict_num(d, names.total_iters, polynomial.total_iters) && dict_num(d, names.power, polynomial.power);
+                break;
+            case kind::cosine_annealing_lr:
+                ok = dict_num(d, names.T_max, cosine.T_max) && dict_num(d, names.eta_min, cosine.eta_min);
+                break;
+            default: break;
         }
-        case kind::multistep_lr: {
-            fastlr::multistep_lr_params p;
-            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
-            PyObject* ms = PyDict_GetItemWithError(d, names.milestones);
-            if (!ms) return PyErr_Clear(), fast::fallback;
-            // A plain dict or collections.Counter (its __contains__/__getitem__ are dict's for present keys).
-            if (!PyDict_CheckExact(ms) && reinterpret_cast<PyObject*>(Py_TYPE(ms)) != refs.counter_type)
-                return fast::fallback;
-            if (!closed) {
-                PyObject* cnt = PyDict_GetItemWithError(ms, le_obj);
-                if (!cnt && PyErr_Occurred()) return PyErr_Clear(), fast::fallback;
+        if (!ok) PyErr_Clear();
+        return ok ? fast::handled : fast::fallback;
+    }
+
+    /// For a replay: MultiStepLR's milestones as sorted (int, count) pairs; false if a key is not an int.
+    bool index_milestones() {
+        if (k != kind::multistep_lr) return true;
+        Py_ssize_t pos = 0;
+        PyObject *key, *val;
+        try {
+            int_milestones.clear();
+            while (PyDict_Next(milestones, &pos, &key, &val)) {
+                std::int64_t m;
                 pynum c;
-                if (cnt && !to_num(cnt, c)) return fast::fallback;
-                e = fastlr::multistep_lr_chainable(p, cnt != nullptr, c, u);
-            } else {
+                if (!to_counter(key, m) || !to_num(val, c)) return false;
+                int_milestones.emplace_back(m, c);
+            }
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        std::sort(int_milestones.begin(), int_milestones.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        return true;
+    }
+
+    /// get_lr (chainable) at st; `le_obj` is the new last_epoch as a Python int (null in a replay).
+    errc chainable(const fastlr::step_state& st, PyObject* le_obj, update& u) const {
+        switch (k) {
+            case kind::step_lr: return fastlr::step_lr_chainable(step, st, u);
+            case kind::multistep_lr: {
+                if (!le_obj) {
+                    auto it = std::lower_bound(int_milestones.begin(), int_milestones.end(), st.last_epoch,
+                                               [](const auto& a, std::int64_t v) { return a.first < v; });
+                    const bool hit = it != int_milestones.end() && it->first == st.last_epoch;
+                    return fastlr::multistep_lr_chainable(multi, hit, hit ? it->second : pynum{}, u);
+                }
+                PyObject* cnt = PyDict_GetItemWithError(milestones, le_obj);
+                if (!cnt && PyErr_Occurred()) return PyErr_Clear(), errc::out_of_range;
+                pynum c;
+                if (cnt && !to_num(cnt, c)) return errc::out_of_range;
+                return fastlr::multistep_lr_chainable(multi, cnt != nullptr, c, u);
+            }
+            case kind::constant_lr: return fastlr::constant_lr_chainable(constant, st, u);
+            case kind::linear_lr: return fastlr::linear_lr_chainable(linear, st, u);
+            case kind::exponential_lr: return fastlr::exponential_lr_chainable(exponential, st, u);
+            case kind::polynomial_lr: return fastlr::polynomial_lr_chainable(polynomial, st, u);
+            case kind::cosine_annealing_lr: return fastlr::cosine_annealing_lr_chainable(cosine, st, u);
+            default: return errc::out_of_range;
+        }
+    }
+
+    /// _get_closed_form_lr at st.
+    errc closed(const fastlr::step_state& st, update& u) const {
+        switch (k) {
+            case kind::step_lr: return fastlr::step_lr_closed(step, st, u);
+            case kind::multistep_lr: {
+                // torch calls milestones.elements(): a plain dict has none (AttributeError in torch).
+                if (reinterpret_cast<PyObject*>(Py_TYPE(milestones)) != refs.counter_type) return errc::out_of_range;
                 // bisect_right(sorted(milestones.elements()), le): the elements <= le, counted.
                 std::int64_t passed = 0;
                 Py_ssize_t pos = 0;
                 PyObject *key, *val;
-                while (PyDict_Next(ms, &pos, &key, &val)) {
+                while (PyDict_Next(milestones, &pos, &key, &val)) {
                     pynum kv, cv;
-                    if (!to_num(key, kv) || !to_num(val, cv) || !cv.is_int) return fast::fallback;
-                    if (!kv.is_int && kv.d != kv.d) return fast::fallback;  // NaN milestones: sorted() order
-                    if (cv.i <= 0) continue;                                 // elements() skips them
+                    if (!to_num(key, kv) || !to_num(val, cv) || !cv.is_int) return errc::out_of_range;
+                    if (!kv.is_int && kv.d != kv.d) return errc::out_of_range;  // NaN milestones: sorted() order
+                    if (cv.i <= 0) continue;                                      // elements() skips them
                     int c;
-                    if (fastlr::py_cmp(kv, st.le(), c) != errc::ok) return fast::fallback;
-                    if (c <= 0 && __builtin_add_overflow(passed, cv.i, &passed)) return fast::fallback;
+                    FASTLR_TRY(fastlr::py_cmp(kv, st.le(), c));
+                    if (c <= 0 && __builtin_add_overflow(passed, cv.i, &passed)) return errc::out_of_range;
                 }
-                e = fastlr::multistep_lr_closed(p, passed, u);
+                return fastlr::multistep_lr_closed(multi, passed, u);
             }
-            break;
+            case kind::constant_lr: return fastlr::constant_lr_closed(constant, st, u);
+            case kind::linear_lr: return fastlr::linear_lr_closed(linear, st, u);
+            case kind::exponential_lr: return fastlr::exponential_lr_closed(exponential, st, u);
+            case kind::polynomial_lr: return fastlr::polynomial_lr_closed(polynomial, st, u);
+            case kind::cosine_annealing_lr: return fastlr::cosine_annealing_lr_closed(cosine, st, u);
+            default: return errc::out_of_range;
         }
-        case kind::constant_lr: {
-            fastlr::constant_lr_params p;
-            if (!dict_num(d, names.factor, p.factor) || !dict_num(d, names.total_iters, p.total_iters))
-                return fast::fallback;
-            e = closed ? fastlr::constant_lr_closed(p, st, u) : fastlr::constant_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::linear_lr: {
-            fastlr::linear_lr_params p;
-            if (!dict_num(d, names.start_factor, p.start_factor) || !dict_num(d, names.end_factor, p.end_factor) ||
-                !dict_num(d, names.total_iters, p.total_iters))
-                return fast::fallback;
-            e = closed ? fastlr::linear_lr_closed(p, st, u) : fastlr::linear_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::exponential_lr: {
-            fastlr::exponential_lr_params p;
-            if (!dict_num(d, names.gamma, p.gamma)) return fast::fallback;
-            e = closed ? fastlr::exponential_lr_closed(p, st, u) : fastlr::exponential_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::polynomial_lr: {
-            fastlr::polynomial_lr_params p;
-            if (!dict_num(d, names.total_iters, p.total_iters) || !dict_num(d, names.power, p.power))
-                return fast::fallback;
-            e = closed ? fastlr::polynomial_lr_closed(p, st, u) : fastlr::polynomial_lr_chainable(p, st, u);
-            break;
-        }
-        case kind::cosine_annealing_lr: {
-            fastlr::cosine_annealing_lr_params p;
-            if (!dict_num(d, names.T_max, p.T_max) || !dict_num(d, names.eta_min, p.eta_min)) return fast::fallback;
-            e = closed ? fastlr::cosine_annealing_lr_closed(p, st, u)
-                       : fastlr::cosine_annealing_lr_chainable(p, st, u);
-            break;
-        }
-        default:
-            return fast::fallback;
     }
+};
+
+fast decay_update(kind k, PyObject* d, const fastlr::step_state& st, bool closed, PyObject* le_obj, update& u) {
+    decay_stepper s;
+    const fast r = s.read(k, d);
+    if (r != fast::handled) return r;
+    const errc e = closed ? s.closed(st, u) : s.chainable(st, le_obj, u);
     return e == errc::ok ? fast::handled : fast::fallback;
 }
 
@@ -185,78 +236,7 @@ fast swalr_update(PyObject* d, const fastlr::step_state& st, update& u) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// CyclicLR and OneCycleLR: closed forms that also write momentum or beta1. A first pass reads and
-// computes everything, a second one writes, so a fallback never leaves a group half-written.
-
-/// Where a group's two operands come from: two lists of the scheduler (CyclicLR) or two group keys
-/// (OneCycleLR's phase keys).
-struct pair_src {
-    PyObject* x_key = nullptr;  // group keys, or
-    PyObject* y_key = nullptr;
-    const double* x = nullptr;  // arrays
-    const double* y = nullptr;
-};
-
-bool read_pair(PyObject* g, const pair_src& s, Py_ssize_t i, double& x, double& y) {
-    if (s.x) {
-        x = s.x[i];
-        y = s.y[i];
-        return true;
-    }
-    return dict_float(g, s.x_key, x) && dict_float(g, s.y_key, y);
-}
-
-fast run_with_momentum(const std_frame& f, const update& lr_u, const pair_src& lr_src, bool momentum,
-                       const update& m_u, const pair_src& m_src, bool beta1) {
-    PyObject* d = f.dict.get();
-    PyObject* groups = f.groups.get();
-    const Py_ssize_t n = f.n;
-    ref last(PyList_New(n));
-    if (!last) return fast::error;
-    ref moms(momentum ? PyList_New(n) : nullptr);  // the new momentum floats or betas tuples
-    if (momentum && !moms) return fast::error;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* g = PyList_GET_ITEM(groups, i);
-        double x, y, cur;
-        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_pair(g, lr_src, i, x, y))
-            return fast::fallback;
-        PyObject* nv = PyFloat_FromDouble(fastlr::eval(lr_u, x, y));
-        if (!nv) return fast::error;
-        PyList_SET_ITEM(last.get(), i, nv);
-        if (!momentum) continue;
-        double mx, my;
-        if (!read_pair(g, m_src, i, mx, my)) return fast::fallback;
-        ref m(PyFloat_FromDouble(fastlr::eval(m_u, mx, my)));
-        if (!m) return fast::error;
-        if (beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
-            PyObject* betas = PyDict_GetItemWithError(g, names.betas);
-            if (!betas || !PyTuple_CheckExact(betas) || PyTuple_GET_SIZE(betas) < 1) return PyErr_Clear(), fast::fallback;
-            const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
-            PyObject* t = PyTuple_New(nb);
-            if (!t) return fast::error;
-            PyTuple_SET_ITEM(t, 0, m.release());
-            for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(t, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
-            PyList_SET_ITEM(moms.get(), i, t);
-        } else {
-            PyList_SET_ITEM(moms.get(), i, m.release());
-        }
-    }
-    // The tuple allocations above may have run the cyclic GC: re-check what the writes rely on.
-    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
-    for (Py_ssize_t i = 0; i < n; ++i)
-        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
-    // torch writes the momentum inside get_lr, then the lrs in _update_lr.
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* g = PyList_GET_ITEM(groups, i);
-        if (momentum && PyDict_SetItem(g, beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
-            return fast::error;
-    }
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0)
-            return fast::error;
-    }
-    return commit(d, f, last.get());
-}
+// CyclicLR and OneCycleLR: closed forms that also write momentum or beta1.
 
 /// CyclicLR's `_scale_fn_ref`, decoded (and cached on the engine while the object stays the same).
 bool decode_cyclic_scale(Engine* eng, PyObject* fn, fastlr::cyclic_lr_params& p) {
@@ -290,7 +270,7 @@ bool decode_cyclic_scale(Engine* eng, PyObject* fn, fastlr::cyclic_lr_params& p)
     return true;
 }
 
-fast cyclic_update(Engine* eng, const std_frame& f) {
+fast cyclic_plan(Engine* eng, const std_frame& f, plan& pl) {
     PyObject* d = f.dict.get();
     const Py_ssize_t n = f.n;
     PyObject* custom = PyDict_GetItemWithError(d, names.scale_fn_custom);
@@ -305,27 +285,28 @@ fast cyclic_update(Engine* eng, const std_frame& f) {
     p.by_cycle = mode == names.cycle || PyUnicode_Compare(mode, names.cycle) == 0;
     double sf, scale;
     if (fastlr::cyclic_lr_scalars(p, pynum::of_int(f.le), sf, scale) != errc::ok) return fast::fallback;
-    bool momentum, beta1 = false;
-    if (!dict_bool(d, names.cycle_momentum, momentum) || (momentum && !dict_bool(d, names.use_beta1, beta1)))
+    if (!dict_bool(d, names.cycle_momentum, pl.momentum) || (pl.momentum && !dict_bool(d, names.use_beta1, pl.beta1)))
         return fast::fallback;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-    pair_src lr_src, m_src;
-    if (!gather_list(d, names.base_lrs, n, eng->x->data()) || !gather_list(d, names.max_lrs, n, eng->y->data()))
+    if (!gather_list(eng, d, names.base_lrs, n, eng->x->data()) || !gather_list(eng, d, names.max_lrs, n, eng->y->data()))
         return fast::fallback;
-    lr_src.x = eng->x->data();
-    lr_src.y = eng->y->data();
-    if (momentum) {
-        if (!gather_list(d, names.base_momentums, n, eng->mx->data()) ||
-            !gather_list(d, names.max_momentums, n, eng->my->data()))
+    pl.lr.u = update{update::op::cyclic_rise, sf, scale, false};
+    pl.lr.x = eng->x->data();
+    pl.lr.y = eng->y->data();
+    if (pl.momentum) {
+        if (!gather_list(eng, d, names.base_momentums, n, eng->mx->data()) ||
+            !gather_list(eng, d, names.max_momentums, n, eng->my->data()))
             return fast::fallback;
-        m_src.x = eng->mx->data();
-        m_src.y = eng->my->data();
+        pl.mom.u = update{update::op::cyclic_fall, sf, scale, false};
+        pl.mom.x = eng->mx->data();
+        pl.mom.y = eng->my->data();
     }
-    return run_with_momentum(f, update{update::op::cyclic_rise, sf, scale, false}, lr_src, momentum,
-                             update{update::op::cyclic_fall, sf, scale, false}, m_src, beta1);
+    return fast::handled;
 }
 
-fast onecycle_update(const std_frame& f) {
+/// OneCycleLR's plan. The phase's key names (borrowed from `_schedule_phases`, which nothing changes
+/// before the writes) select the group keys each side reads.
+fast onecycle_plan(const std_frame& f, plan& pl) {
     PyObject* d = f.dict.get();
     pynum total;
     if (!dict_num(d, names.total_steps, total)) return fast::fallback;
@@ -350,21 +331,23 @@ fast onecycle_update(const std_frame& f) {
     update u;
     if (fastlr::onecycle_anneal(cosine, pct, u) != errc::ok) return fast::fallback;
     PyObject* phase = PyList_GET_ITEM(phases, static_cast<Py_ssize_t>(idx));
-    pair_src lr_src, m_src;
-    lr_src.x_key = PyDict_GetItemWithError(phase, names.start_lr);
-    lr_src.y_key = PyDict_GetItemWithError(phase, names.end_lr);
-    if (!lr_src.x_key || !lr_src.y_key) return PyErr_Clear(), fast::fallback;
-    bool momentum, beta1 = false;
-    if (!dict_bool(d, names.cycle_momentum, momentum) || (momentum && !dict_bool(d, names.use_beta1, beta1)))
+    auto key = [&](PyObject* name) {
+        PyObject* k = PyDict_GetItemWithError(phase, name);
+        return k && PyUnicode_CheckExact(k) ? k : nullptr;
+    };
+    pl.lr.u = u;
+    pl.lr.x_key = key(names.start_lr);
+    pl.lr.y_key = key(names.end_lr);
+    if (!pl.lr.x_key || !pl.lr.y_key) return PyErr_Clear(), fast::fallback;
+    if (!dict_bool(d, names.cycle_momentum, pl.momentum) || (pl.momentum && !dict_bool(d, names.use_beta1, pl.beta1)))
         return fast::fallback;
-    if (momentum) {
-        m_src.x_key = PyDict_GetItemWithError(phase, names.start_momentum);
-        m_src.y_key = PyDict_GetItemWithError(phase, names.end_momentum);
-        if (!m_src.x_key || !m_src.y_key) return PyErr_Clear(), fast::fallback;
+    if (pl.momentum) {
+        pl.mom.u = u;
+        pl.mom.x_key = key(names.start_momentum);
+        pl.mom.y_key = key(names.end_momentum);
+        if (!pl.mom.x_key || !pl.mom.y_key) return PyErr_Clear(), fast::fallback;
     }
-    // The phase keys are borrowed from the phase dict, which nothing can change before the writes.
-    ref hold(ref::incref(phase));
-    return run_with_momentum(f, u, lr_src, momentum, u, m_src, beta1);
+    return fast::handled;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -376,27 +359,45 @@ void clear_objs(Engine* eng, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR((*eng->objs)[static_cast<std::size_t>(i)]);
 }
 
-fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
+/// Whether every group is an exact dict holding an exact float "lr".
+bool all_float_lrs(PyObject* groups, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        double lr;
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr)) return false;
+    }
+    return true;
+}
+
+fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     PyObject* d = f.dict.get();
     const Py_ssize_t n = f.n;
-    if (multiplicative && f.is_initial) return run_single(eng, f, update::keep(), operands{});
+    if (multiplicative && f.is_initial) {  // torch returns the current lrs
+        plan p;
+        p.lr.u = update::keep();
+        return run(eng, f, p);
+    }
 
     // Validate everything torch would trip over before any user code runs, so that a fallback never
-    // calls a lambda twice.
+    // calls a lambda twice: the lambdas, the base lrs, and how each group holds its lr.
     PyObject* lambdas = PyDict_GetItemWithError(d, names.lr_lambdas);
     if (!lambdas || !PyList_CheckExact(lambdas) || PyList_GET_SIZE(lambdas) != n) return PyErr_Clear(), fast::fallback;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
     double* x = eng->x->data();
     double* y = eng->y->data();
     double* out = eng->out->data();
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
-        double lr;
-        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr)) return fast::fallback;
+    bool tensors = eng->plr != nullptr;
+    if (!tensors && !all_float_lrs(f.groups.get(), n)) {
+        bool packed_any = false;
+        const fast r = pack(eng, f, false, false, packed_any);
+        if (r != fast::handled) return r;
+        if (!packed_any) return fast::fallback;
+        tensors = true;
     }
+    if (tensors && !tensor_groups_ok(eng, f)) return fast::fallback;
     ref base_list;
     if (!multiplicative) {
-        if (!gather_list(d, names.base_lrs, n, x)) return fast::fallback;
+        if (!gather_list(eng, d, names.base_lrs, n, x)) return fast::fallback;
         base_list.reset(ref::incref(PyDict_GetItem(d, names.base_lrs)));
     }
     ref lambda_list(ref::incref(lambdas));
@@ -407,7 +408,7 @@ fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
     if (!set_within_step(d, Py_True)) return fast::error;
 
     eng->busy = true;
-    bool ok = true;
+    bool ok = true, exotic = false;
     for (Py_ssize_t i = 0; i < n && ok; ++i) {
         // Re-read per item, as torch's comprehension does: the callables may change things.
         if (PyList_GET_SIZE(lambda_list.get()) <= i) {
@@ -441,9 +442,13 @@ fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
             break;
         }
         pynum num;
-        if (PyFloat_CheckExact(operand.get()) && (PyFloat_CheckExact(val.get()) || PyLong_CheckExact(val.get())) &&
-            to_num(val.get(), num)) {
-            x[i] = PyFloat_AS_DOUBLE(operand.get());
+        // In tensor mode a tensor operand's value is known: the base lr was gathered into x, and the
+        // current lr (MultiplicativeLR) is read by the tensor executor.
+        const bool plain_operand = PyFloat_CheckExact(operand.get()) || tensors;
+        if (plain_operand && (PyFloat_CheckExact(val.get()) || PyLong_CheckExact(val.get())) && to_num(val.get(), num)) {
+            // x: the base lr (LambdaLR) or the current float lr (MultiplicativeLR); a packed tensor's
+            // current value is read by the tensor executor.
+            if (PyFloat_CheckExact(operand.get())) x[i] = PyFloat_AS_DOUBLE(operand.get());
             y[i] = num.d;
         } else {
             PyObject* prod = PyNumber_Multiply(operand.get(), val.get());
@@ -452,10 +457,32 @@ fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
                 break;
             }
             (*eng->objs)[static_cast<std::size_t>(i)] = prod;
+            y[i] = 0.0;
+            exotic = true;
         }
     }
     eng->busy = false;
-    if (!set_within_step(d, Py_False) || !ok) {
+    // torch's context manager resets the flag whether or not a lambda raised; the lambda's exception
+    // is set aside meanwhile (found by the parity tests: it used to be cleared).
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject* pending = PyErr_GetRaisedException();
+    bool reset = set_within_step(d, Py_False);
+    if (pending) {
+        if (!reset) PyErr_Clear();
+        PyErr_SetRaisedException(pending);
+        reset = true;
+    }
+#else
+    PyObject *exc_type = nullptr, *exc_value = nullptr, *exc_tb = nullptr;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    bool reset = set_within_step(d, Py_False);
+    if (exc_type) {
+        if (!reset) PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        reset = true;
+    }
+#endif
+    if (!reset || !ok) {
         clear_objs(eng, n);
         return fast::error;
     }
@@ -469,21 +496,39 @@ fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
             PyErr_SetString(PyExc_ValueError, "param_groups changed length during step(): zip() arguments differ");
         return fast::error;
     }
-    fastlr::apply(update{update::op::scale_each, 0.0, 0.0, false}, x, y, out, static_cast<std::size_t>(n));
+    f.groups.reset(groups.release());
+    if (tensors) {
+        plan p;
+        p.lr.u = update{update::op::scale_each, 0.0, 0.0, false};
+        p.lr.x = multiplicative ? nullptr : x;
+        p.lr.y = y;
+        const fast r = execute_tensors(eng, f, p);
+        if (r != fast::handled) {
+            clear_objs(eng, n);
+            if (r == fast::error) return r;
+            PyErr_SetString(PyExc_RuntimeError, "the optimizer's lr tensors changed while the lr lambdas ran");
+            return fast::error;
+        }
+    } else {
+        fastlr::apply(update{update::op::scale_each, 0.0, 0.0, false}, x, y, out, static_cast<std::size_t>(n));
+    }
+    // Values only Python arithmetic could make (numpy scalars, tensors, ...), and every value of a
+    // float-lr step, are written like torch writes them.
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject*& slot = (*eng->objs)[static_cast<std::size_t>(i)];
+        if (tensors && !slot) continue;
         ref v(slot ? slot : PyFloat_FromDouble(out[i]));
         slot = nullptr;
         if (!v) {
             clear_objs(eng, n);
             return fast::error;
         }
-        PyObject* g = PyList_GET_ITEM(groups.get(), i);
+        PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
         PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         int rc;
         if (cur && PyFloat_CheckExact(cur)) {
             rc = PyDict_SetItem(g, names.lr, v.get());
-        } else {  // a tensor lr (or stranger) appeared meanwhile: torch's own helper decides
+        } else {  // a tensor lr: torch's own helper (fill_) decides
             PyErr_Clear();
             ref res(PyObject_CallFunctionObjArgs(refs.update_group, g, names.lr, v.get(), nullptr));
             rc = res ? 0 : -1;
@@ -493,8 +538,13 @@ fast lambda_update(Engine* eng, const std_frame& f, bool multiplicative) {
             return fast::error;
         }
     }
-    ref last(current_lrs(opt, groups.get(), n));
+    if (tensors && !exotic) return fast::handled;  // `_last_lr` is materialised on demand
+    ref last(current_lrs(opt, f.groups.get(), n));
     if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
+    if (tensors) {  // an exotic value went through torch's helper: `_last_lr` is built now, like torch
+        eng->last_stale = false;
+        Py_CLEAR(eng->last_pending);
+    }
     return fast::handled;
 }
 
@@ -522,11 +572,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         double y = 0.0;
         bool ok = v && PyFloat_CheckExact(v);
-        if (ok && src.y_key) {
-            PyObject* yo = PyDict_GetItemWithError(g, src.y_key);
-            ok = yo && PyFloat_CheckExact(yo);
-            if (ok) y = PyFloat_AS_DOUBLE(yo);
-        }
+        if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y);
         if (!ok) {
             PyErr_Clear();
             rollback_groups(groups, old, i);
@@ -562,33 +608,210 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
     return fast::handled;
 }
 
+namespace {
+
+/// A side's operands for group i (float executor): from the arrays or the group's keys.
+bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, double cur, double& x, double& y) {
+    if (sd.x) x = sd.x[i];
+    else if (sd.x_key) {
+        if (!group_value(eng, g, sd.x_key, i, x)) return false;
+    } else x = cur;
+    if (!sd.u.needs_y()) {
+        y = 0.0;
+        return true;
+    }
+    if (sd.y) {
+        y = sd.y[i];
+        return true;
+    }
+    return sd.y_key && group_value(eng, g, sd.y_key, i, y);
+}
+
+/// The float executor for plans with momentum or key operands (CyclicLR, OneCycleLR): a first pass
+/// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
+fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
+    PyObject* groups = f.groups.get();
+    const Py_ssize_t n = f.n;
+    last.reset(PyList_New(n));
+    if (!last) return fast::error;
+    ref moms(p.momentum ? PyList_New(n) : nullptr);  // the new momentum floats or betas tuples
+    if (p.momentum && !moms) return fast::error;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        double x, y, cur;
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(eng, g, p.lr, i, cur, x, y))
+            return fast::fallback;
+        PyObject* nv = PyFloat_FromDouble(fastlr::eval(p.lr.u, x, y));
+        if (!nv) return fast::error;
+        PyList_SET_ITEM(last.get(), i, nv);
+        if (!p.momentum) continue;
+        double mx, my;
+        if (!read_operands(eng, g, p.mom, i, 0.0, mx, my)) return fast::fallback;
+        ref m(PyFloat_FromDouble(fastlr::eval(p.mom.u, mx, my)));
+        if (!m) return fast::error;
+        if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
+            PyObject* betas = PyDict_GetItemWithError(g, names.betas);
+            if (!betas || !PyTuple_CheckExact(betas) || PyTuple_GET_SIZE(betas) < 1 ||
+                !PyFloat_CheckExact(PyTuple_GET_ITEM(betas, 0)))  // a tensor beta1 is packed instead
+                return PyErr_Clear(), fast::fallback;
+            const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
+            PyObject* t = PyTuple_New(nb);
+            if (!t) return fast::error;
+            PyTuple_SET_ITEM(t, 0, m.release());
+            for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(t, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
+            PyList_SET_ITEM(moms.get(), i, t);
+        } else {
+            PyObject* old = PyDict_GetItemWithError(g, names.momentum);
+            if (old && !PyFloat_CheckExact(old)) return fast::fallback;  // a tensor momentum is packed instead
+            PyErr_Clear();
+            PyList_SET_ITEM(moms.get(), i, m.release());
+        }
+    }
+    // The tuple allocations above may have run the cyclic GC: re-check what the writes rely on.
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+    // torch writes the momentum inside get_lr, then the lrs in _update_lr.
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        if (p.momentum && PyDict_SetItem(g, p.beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
+            return fast::error;
+    }
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0)
+            return fast::error;
+    }
+    return fast::handled;
+}
+
+}  // namespace
+
+fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
+    if (!eng->plr && !eng->pmom) {
+        fast r;
+        if (!p.momentum && !p.lr.x_key) {
+            if (!fit(eng, static_cast<std::size_t>(f.n))) return fast::error;
+            // Allocate before touching the groups: a container allocation may run the cyclic GC (and
+            // finalizers); from here on no Python code runs until the step is committed.
+            last.reset(PyList_New(f.n));
+            if (!last) return fast::error;
+            operands src;
+            src.x = p.lr.x;
+            src.y = p.lr.y;
+            src.y_key = p.lr.y_key;
+            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get());
+        } else {
+            r = execute_pairs(eng, f, p, last);
+        }
+        if (r != fast::fallback) return r;
+        // A value that is not a float: 0-d tensors get packed and the tensor executor takes over.
+        last.reset();
+        bool packed_any = false;
+        r = pack(eng, f, p.momentum, p.beta1, packed_any);
+        if (r != fast::handled) return r;
+        if (!packed_any) return fast::fallback;
+    }
+    return execute_tensors(eng, f, p);
+}
+
+fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done) {
+    done = 0;
+    const kind kd = static_cast<kind>(eng->kind);
+    const bool swalr = kd == kind::swalr;
+    if (!swalr && !(kd >= kind::step_lr && kd <= kind::cosine_annealing_lr)) return fast::fallback;
+    frame f;
+    fast r = open_groups(self, f);
+    if (r != fast::handled) return r;
+    PyObject* d = f.dict.get();
+    std::int64_t sc, le;
+    bool is_initial;
+    if (!to_counter(PyDict_GetItemWithError(d, names.step_count), sc) ||
+        !to_counter(PyDict_GetItemWithError(d, names.last_epoch), le) || !dict_bool(d, names.is_initial, is_initial) ||
+        is_initial || k > fastlr::exact_int_limit - le || k > fastlr::exact_int_limit - sc)
+        return PyErr_Clear(), fast::fallback;
+    decay_stepper stepper;
+    fastlr::swalr_params sw;
+    if (swalr) {
+        if (!dict_num(d, names.anneal_epochs, sw.anneal_epochs)) return fast::fallback;
+        PyObject* fn = PyDict_GetItemWithError(d, names.anneal_func);
+        if (fn == refs.swa_cos) sw.cosine = true;
+        else if (fn == refs.swa_linear) sw.cosine = false;
+        else return PyErr_Clear(), fast::fallback;
+    } else {
+        r = stepper.read(kd, d);
+        if (r != fast::handled) return r;
+        if (!stepper.index_milestones()) return fast::fallback;
+    }
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    double* lr = eng->x->data();
+    double* y = eng->y->data();  // base lrs (CosineAnnealingLR) or swa_lr (SWALR)
+    PyObject* groups = f.groups.get();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr[i])) return fast::fallback;
+        if (swalr && !group_value(eng, g, names.swa_lr, i, y[i])) return fast::fallback;
+    }
+    if (kd == kind::cosine_annealing_lr && !gather_list(eng, d, names.base_lrs, n, y)) return fast::fallback;
+    // The replay: torch's step() k times, each evaluated exactly as a single step is.
+    for (; done < k; ++done) {
+        const fastlr::step_state st{le + 1, false, sc + 1};
+        update u;
+        const errc e = swalr ? fastlr::swalr_scalars(sw, st.step_count, u) : stepper.chainable(st, nullptr, u);
+        if (e != errc::ok) break;  // this step raises (or needs Python) in torch: the caller steps on
+        ++le;
+        ++sc;
+        if (u.kind == update::op::keep) continue;
+        fastlr::apply(u, lr, y, lr, static_cast<std::size_t>(n));
+    }
+    if (done == 0) return fast::fallback;
+    ref last(PyList_New(n)), le_obj(PyLong_FromLongLong(le)), sc_obj(PyLong_FromLongLong(sc));
+    if (!last || !le_obj || !sc_obj) return fast::error;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* v = PyFloat_FromDouble(lr[i]);
+        if (!v) return fast::error;
+        PyList_SET_ITEM(last.get(), i, v);
+    }
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0) return fast::error;
+    if (PyDict_SetItem(d, names.step_count, sc_obj.get()) < 0 || PyDict_SetItem(d, names.last_epoch, le_obj.get()) < 0 ||
+        !set_within_step(d, Py_False) || PyDict_SetItem(d, names.last_lr, last.get()) < 0)
+        return fast::error;
+    return fast::handled;
+}
+
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch) {
     const kind k = static_cast<kind>(eng->kind);
     std_frame f;
     fast r = open_standard(self, from_step, epoch, f);
     if (r != fast::handled) return r;
     const fastlr::step_state st = state_of(f, from_step);
+    plan p;
     switch (k) {
         case kind::lambda_lr: return lambda_update(eng, f, false);
         case kind::multiplicative_lr: return lambda_update(eng, f, true);
-        case kind::cyclic_lr: return cyclic_update(eng, f);
-        case kind::one_cycle_lr: return onecycle_update(f);
+        case kind::cyclic_lr: r = cyclic_plan(eng, f, p); break;
+        case kind::one_cycle_lr: r = onecycle_plan(f, p); break;
         case kind::swalr: {
             update u;
             r = swalr_update(f.dict.get(), st, u);
-            if (r != fast::handled) return r;
-            operands src;
-            src.y_key = names.swa_lr;
-            return run_single(eng, f, u, src);
+            if (r == fast::handled) r = single_plan(eng, f, u, p);
+            p.lr.y_key = names.swa_lr;
+            break;
         }
         default: {
             update u;
             const bool closed = epoch != Py_None && has_closed_form(k);
             r = decay_update(k, f.dict.get(), st, closed, f.le_obj.get(), u);
-            if (r != fast::handled) return r;
-            return run_single(eng, f, u, operands{});
+            if (r == fast::handled) r = single_plan(eng, f, u, p);
+            break;
         }
     }
+    if (r != fast::handled) return r;
+    return run(eng, f, p);
 }
 
 }  // namespace fastlr_py

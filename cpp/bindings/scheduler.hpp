@@ -69,7 +69,7 @@ class ref {
         p_ = nullptr;
         return p;
     }
-    void reset(PyObject* p) {
+    void reset(PyObject* p = nullptr) {
         PyObject* old = p_;
         p_ = p;
         Py_XDECREF(old);
@@ -112,8 +112,32 @@ struct refs_t {
     PyObject* exp_range;          // CyclicLR._exp_range_scale_fn
     PyObject* swa_cos;            // SWALR._cosine_anneal
     PyObject* swa_linear;         // SWALR._linear_anneal
+    PyObject* pack_groups;        // fastlr._tensor_lrs.pack_groups
+    PyObject* describe;           // fastlr._tensor_lrs.describe
+    PyObject* device_apply;       // fastlr._tensor_lrs.device_apply
 };
 extern refs_t refs;
+
+/// C++ view of a Python `fastlr._tensor_lrs.Packed` (read once, when groups are packed): which groups
+/// hold their value under one key as an element of a packed buffer, and where the buffers live.
+struct packed_view {
+    struct buffer {
+        void* data = nullptr;      // float32 or float64 elements
+        bool f64 = false;
+        bool cpu = true;           // CPU memory the engine writes directly; else a device executor runs
+        double* shadow = nullptr;  // float64 shadow of a float32 buffer (same device), or null
+        void* snap = nullptr;      // this engine's snapshot: the values at its last step (get_last_lr())
+        PyObject* snap_py = nullptr;  // the snapshot tensor (borrowed from `snaps`)
+        std::int64_t n = 0;
+        PyObject* py = nullptr;    // the Python Buffer (borrowed from owner)
+    };
+    ref owner;                        // the Python Packed object (shared by the optimizer's schedulers)
+    ref snaps;                        // this engine's snapshot tensors, one per buffer
+    std::vector<int> buf;             // per group: buffer index, or -1 (a Python float)
+    std::vector<std::int64_t> off;    // per group: element in its buffer
+    std::vector<PyObject*> tensor;    // per group: the packed tensor object (borrowed from owner)
+    std::vector<buffer> bufs;
+};
 
 /// The per-scheduler object in the `_fastlr_engine` slot: the kind, reusable scratch arrays
 /// (struct-of-arrays over groups), and per-kind caches. A step allocates nothing but the Python
@@ -129,11 +153,28 @@ struct Engine {
     std::vector<double>* mx;
     std::vector<double>* my;
     std::vector<double>* out;
+    std::vector<double>* v1;             // tensor executor: the lr side's values
+    std::vector<double>* v2;             // tensor executor: the momentum side's values
+    std::vector<std::uint8_t>* holders;  // tensor executor: how each group holds lr / momentum (2n)
     std::vector<PyObject*>* objs;  // owned per-group values that need Python arithmetic
+    struct tensor_ref {
+        PyObject* obj = nullptr;        // the element (owned, so its address cannot be reused)
+        const void* ptr = nullptr;      // CPU memory of its value
+        std::uint8_t code = 0;          // 0 float32 CPU, 1 float64 CPU, 2 value read once
+        double value = 0.0;
+    };
+    /// Per key (a list attribute such as base_lrs, or a group key such as max_momentum) and position.
+    std::vector<std::pair<PyObject*, std::vector<tensor_ref>>>* tcache;
     // CyclicLR: the last `_scale_fn_ref` seen and what it decoded to.
     PyObject* scale_ref;
     int scale_kind;
     pynum scale_gamma;
+    // Tensor values (sched_tensor.cpp): packed lrs, packed momentum/beta1, and the `_last_lr` of the
+    // last tensor step, materialised on demand (floats in `last_pending`, None for packed groups).
+    packed_view* plr;
+    packed_view* pmom;
+    PyObject* last_pending;
+    bool last_stale;
 };
 
 /// Grow the scratch arrays to n (never shrinks). False with MemoryError set on failure.
@@ -145,10 +186,18 @@ bool to_counter(PyObject* o, std::int64_t& out);         // exact int within +-2
 bool dict_num(PyObject* d, PyObject* key, pynum& out);   // d[key] as to_num
 bool dict_float(PyObject* d, PyObject* key, double& out);  // d[key] exact float
 PyObject* from_num(pynum v);                             // new reference: int or float as Python holds it
+/// Value `o` at position i of a list (or group i's value) under `key`: a Python float, or a 0-d float
+/// tensor read through the engine's cache (see gather_list).
+bool value_of(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out);
+/// Group g's value under `key` (value_of on g[key]).
+bool group_value(Engine* eng, PyObject* g, PyObject* key, Py_ssize_t i, double& out);
 /// Whether d[key] is Py_True / Py_False; false if absent or any other object.
 bool dict_bool(PyObject* d, PyObject* key, bool& out);
-/// A list of n exact floats (d[key]) into out.
-bool gather_list(PyObject* d, PyObject* key, Py_ssize_t n, double* out);
+/// d[key], a list of n values, into out: Python floats, or 0-d float tensors (base_lrs with tensor lrs).
+/// A tensor element is described once (cached on the engine while it is the same object): a CPU tensor
+/// is read from its memory on every call; another device's value is read once, when first met (an
+/// in-place edit of such a tensor is not seen; replacing the element or the list is).
+bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* out);
 
 /// The instance dict and the optimizer's group list of a scheduler.
 struct frame {
@@ -174,11 +223,54 @@ struct operands {
 /// and in `last` (a new list of n). On `fallback` nothing has changed (sched_standard.cpp).
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last);
 
+/// One side of a step (the lr, or momentum/beta1): the per-group expression and where its operands
+/// come from. x is the group's current value unless `x` (an array in group order) or `x_key` (a group
+/// key) is set; y is read from `y` or `y_key` when the op reads it.
+struct side {
+    update u;
+    const double* x = nullptr;
+    PyObject* x_key = nullptr;
+    const double* y = nullptr;
+    PyObject* y_key = nullptr;
+    bool x_current() const { return !x && !x_key; }
+};
+
+/// A whole step: the lr side, and optionally the momentum side (written to group["momentum"], or as
+/// beta1 of group["betas"]).
+struct plan {
+    side lr;
+    bool momentum = false;
+    side mom;
+    bool beta1 = false;
+};
+
+/// Run `p` over the groups of `f`, whatever holds the values (Python floats, packed tensors), and
+/// produce the new `_last_lr` in `last` -- or leave `last` empty after a tensor step, whose list is
+/// materialised on demand (the engine is marked stale). Nothing is written on `fallback`.
+fast execute(Engine* eng, frame& f, const plan& p, ref& last);
+
+/// The tensor executor behind `execute` (sched_tensor.cpp), and the packing of the groups' tensors.
+fast execute_tensors(Engine* eng, frame& f, const plan& p);
+/// Pack the groups' 0-d float tensors (lr, and momentum/beta1 if `momentum`); false if there is none.
+/// May run Python (torch ops); returns fast::error with an exception set on failure.
+fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any);
+/// Whether every group holds its lr as a Python float or as its registered packed tensor.
+bool tensor_groups_ok(Engine* eng, const frame& f);
+/// Engine.take_last_lr(): the `_last_lr` list of the last tensor step (new reference).
+PyObject* take_last_lr(Engine* eng);
+/// Drop the engine's packed views (the groups' tensors stay where they are).
+void unpack(Engine* eng);
+
 // The protocols (sched_standard.cpp, sched_events.cpp).
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch);
 fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch);
 fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics);
 fast sequential_step(Engine* eng, PyObject* self);
+/// seek(): k plain steps replayed in C++ (decays, CosineAnnealingLR, SWALR with float lrs; and
+/// CosineAnnealingWarmRestarts' counters). `done` counts the steps done and committed; fewer than k
+/// means the next one must run through step() (torch raises there, or values are unusual).
+fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done);
+fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done);
 fast chained_step(Engine* eng, PyObject* self);
 
 }  // namespace fastlr_py

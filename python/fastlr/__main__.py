@@ -3,6 +3,7 @@
 Commands:
   demo    train a tiny model with a fastlr scheduler beside torch's, check that the learning rates are
           identical bit for bit, and print the per-step cost of each.
+  plot    draw schedules (``name:key=value,...`` specs or JSON files) to a PNG or to the terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="train a tiny model with fastlr beside torch and compare")
     demo.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     demo.add_argument("--groups", type=int, default=64, help="param groups for the timing (default 64)")
+    plot = sub.add_parser(
+        "plot",
+        help="draw schedules to a PNG (-o) or to the terminal",
+        description="Draw schedules. Each SPEC is name:key=value,... (a fastlr.schedules constructor, e.g. "
+        "wsd:warmup=100,decay=200,total=1000, or a Hugging Face / fastlr name, e.g. "
+        "cosine:num_warmup_steps=100,num_training_steps=1000) or a JSON file with to_dict() output.",
+    )
+    plot.add_argument("specs", nargs="+", metavar="SPEC", help="schedule spec or JSON file")
+    plot.add_argument("-o", "--output", help="write a PNG here (needs matplotlib) instead of a terminal plot")
+    plot.add_argument("--steps", type=int, default=None, help="steps to draw (default: 1.05 x the longest horizon)")
+    plot.add_argument("--ascii", action="store_true", help="terminal plot in plain ASCII")
+    plot.add_argument("--width", type=int, default=None, help="terminal plot width in columns")
+    plot.add_argument("--height", type=int, default=16, help="terminal plot height in rows (default 16)")
+    plot.add_argument("--title", default=None, help="image title")
     args = parser.parse_args(argv)
+    if args.command == "plot":
+        from ._plot import run_plot
+
+        try:
+            return run_plot(args.specs, args.output, args.steps, args.ascii, args.width, args.height, args.title)
+        except (ValueError, TypeError, OSError) as e:
+            print(f"python -m fastlr plot: error: {e}", file=sys.stderr)
+            return 2
     if args.command == "demo":
         from ._demo import run_demo
 

@@ -33,7 +33,7 @@ from typing import Any
 from torch.optim import lr_scheduler as _tls
 from torch.optim import swa_utils as _swa
 
-from . import _core
+from . import _core, _tensor_lrs
 
 __all__ = [
     "EPOCH_DEPRECATION_WARNING",
@@ -54,6 +54,7 @@ __all__ = [
     "SequentialLR",
     "ChainedScheduler",
     "SWALR",
+    "ScheduledLR",
 ]
 
 EPOCH_DEPRECATION_WARNING: str = _tls.EPOCH_DEPRECATION_WARNING
@@ -128,6 +129,96 @@ class LRScheduler(_tls.LRScheduler):
         if not _core.update(self, epoch):
             super()._update_lr(epoch)
 
+    # `_last_lr` after a step with tensor lrs is built when it is read: torch's list holds one fresh
+    # tensor per group, which is exactly the per-group work the packed path avoids on every step.
+    @property
+    def _last_lr(self) -> list[Any]:
+        d = self.__dict__
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:
+            d["_last_lr"] = eng.take_last_lr()
+        try:
+            return d["_last_lr"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_last_lr'") from None
+
+    @_last_lr.setter
+    def _last_lr(self, value: list[Any]) -> None:
+        self.__dict__["_last_lr"] = value
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:
+            eng.clear_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the scheduler's state as a dict: torch's keys and values (``_last_lr`` included)."""
+        self._last_lr  # noqa: B018 - materialise a pending `_last_lr` into __dict__
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load the scheduler's state (torch's state dicts and fastlr's are the same)."""
+        eng = _engine_of(self)
+        super().load_state_dict(state_dict)
+        if eng is not None and eng.last_lr_stale:
+            eng.clear_last_lr()
+
+    # How seek() moves this class (see `seek`): "replay" (chainable recurrences replayed in C++),
+    # "closed" (get_lr is a closed form of the counters: O(1)), "warm_restarts", "steps" (step() run
+    # in C), "forward" (steps, and no way back: composites), or None (no seek).
+    _fastlr_seek: str | None = "steps"
+
+    def seek(self, step: int) -> None:
+        """Move the scheduler to ``last_epoch == step``, exactly as calling :meth:`step` until then would.
+
+        The result is bit for bit the state and learning rates that stepping gives:
+
+        * chainable classes (StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
+          CosineAnnealingLR, SWALR) replay torch's exact recurrence in C++ from the current state
+          (about 10 ns a step per group: 10**7 steps in well under a second at a few groups);
+        * LambdaLR, CyclicLR and OneCycleLR compute the target step directly, in O(1);
+        * CosineAnnealingWarmRestarts replays its restart counters in C++, then writes once;
+        * MultiplicativeLR (its lambda is called at every step), SequentialLR and ChainedScheduler
+          run their steps in a C loop.
+
+        Seeking backwards restarts from the initial learning rates (``initial_lr``), so manual lr
+        edits made since construction are not replayed. A step at which torch would raise raises
+        here, with the scheduler left at the step before. Needs float learning rates for the C++
+        replay; tensor learning rates are stepped.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        how = type(self)._fastlr_seek
+        if how is None:
+            raise TypeError(f"{type(self).__name__} is driven by metrics and has no seek()")
+        current = self.last_epoch
+        if step < current:
+            if how == "forward":
+                raise ValueError(f"{type(self).__name__} can only seek forward (at {current}, asked {step})")
+            self._fastlr_restart()
+            current = self.last_epoch
+        if how == "closed" and step > current:
+            # get_lr depends on the counters only: set them to the step before, then one update.
+            self._step_count = step + 1
+            self.last_epoch = step - 1
+            self._update_lr()
+            return
+        remaining = step - current
+        if how in ("replay", "warm_restarts") and type(self)._fastlr_active_kind and remaining:
+            remaining -= _core.replay(self, remaining)
+        if remaining:
+            _core.step_n(self, remaining)
+
+    def _fastlr_restart(self) -> None:
+        """Back to the state right after construction: lrs from initial_lr, then torch's initial step."""
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            _tls._update_param_group_val(group, "lr", base)
+        self.last_epoch = -1
+        if hasattr(self, "T_cur"):  # CosineAnnealingWarmRestarts' counters start with last_epoch
+            self.T_cur = -1
+            self.T_i = self.T_0
+        self._initial_step()
+
     @property
     def uses_fast_path(self) -> bool:
         """Whether this scheduler's class is stepped by fastlr's engine (per step the engine may still
@@ -137,10 +228,18 @@ class LRScheduler(_tls.LRScheduler):
     # Pickling and copying carry torch's state (the instance dict) only; the engine is rebuilt on
     # the next step.
     def __getstate__(self) -> dict[str, Any]:
+        self._last_lr  # noqa: B018 - materialise a pending `_last_lr`
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def _engine_of(sched: LRScheduler) -> Any:
+    try:
+        return sched._fastlr_engine
+    except AttributeError:
+        return None
 
 
 _core._install(
@@ -156,6 +255,9 @@ _core._install(
         "exp_range": _tls.CyclicLR._exp_range_scale_fn,
         "swa_cos": _swa.SWALR._cosine_anneal,
         "swa_linear": _swa.SWALR._linear_anneal,
+        "pack_groups": _tensor_lrs.pack_groups,
+        "describe": _tensor_lrs.describe,
+        "device_apply": _tensor_lrs.device_apply,
     },
 )
 _core._install_step(LRScheduler, _STEP_STANDARD)
@@ -170,6 +272,7 @@ class LambdaLR(LRScheduler, _tls.LambdaLR):
     """
 
     _fastlr_kind = _KIND_LAMBDA
+    _fastlr_seek = "closed"
 
 
 class MultiplicativeLR(LRScheduler, _tls.MultiplicativeLR):
@@ -177,6 +280,7 @@ class MultiplicativeLR(LRScheduler, _tls.MultiplicativeLR):
     :class:`torch.optim.lr_scheduler.MultiplicativeLR`."""
 
     _fastlr_kind = _KIND_MULTIPLICATIVE
+    _fastlr_seek = "steps"
 
 
 class StepLR(LRScheduler, _tls.StepLR):
@@ -184,6 +288,7 @@ class StepLR(LRScheduler, _tls.StepLR):
     :class:`torch.optim.lr_scheduler.StepLR`."""
 
     _fastlr_kind = _KIND_STEP
+    _fastlr_seek = "replay"
 
 
 class MultiStepLR(LRScheduler, _tls.MultiStepLR):
@@ -191,6 +296,7 @@ class MultiStepLR(LRScheduler, _tls.MultiStepLR):
     :class:`torch.optim.lr_scheduler.MultiStepLR`."""
 
     _fastlr_kind = _KIND_MULTISTEP
+    _fastlr_seek = "replay"
 
 
 class ConstantLR(LRScheduler, _tls.ConstantLR):
@@ -198,6 +304,7 @@ class ConstantLR(LRScheduler, _tls.ConstantLR):
     :class:`torch.optim.lr_scheduler.ConstantLR`."""
 
     _fastlr_kind = _KIND_CONSTANT
+    _fastlr_seek = "replay"
 
 
 class LinearLR(LRScheduler, _tls.LinearLR):
@@ -205,6 +312,7 @@ class LinearLR(LRScheduler, _tls.LinearLR):
     see :class:`torch.optim.lr_scheduler.LinearLR`."""
 
     _fastlr_kind = _KIND_LINEAR
+    _fastlr_seek = "replay"
 
 
 class ExponentialLR(LRScheduler, _tls.ExponentialLR):
@@ -212,6 +320,7 @@ class ExponentialLR(LRScheduler, _tls.ExponentialLR):
     :class:`torch.optim.lr_scheduler.ExponentialLR`."""
 
     _fastlr_kind = _KIND_EXPONENTIAL
+    _fastlr_seek = "replay"
 
 
 class PolynomialLR(LRScheduler, _tls.PolynomialLR):
@@ -219,6 +328,7 @@ class PolynomialLR(LRScheduler, _tls.PolynomialLR):
     :class:`torch.optim.lr_scheduler.PolynomialLR`."""
 
     _fastlr_kind = _KIND_POLYNOMIAL
+    _fastlr_seek = "replay"
 
 
 class CosineAnnealingLR(LRScheduler, _tls.CosineAnnealingLR):
@@ -227,6 +337,7 @@ class CosineAnnealingLR(LRScheduler, _tls.CosineAnnealingLR):
     :class:`torch.optim.lr_scheduler.CosineAnnealingLR`."""
 
     _fastlr_kind = _KIND_COSINE_ANNEALING
+    _fastlr_seek = "replay"
 
 
 class CyclicLR(LRScheduler, _tls.CyclicLR):
@@ -238,6 +349,7 @@ class CyclicLR(LRScheduler, _tls.CyclicLR):
     """
 
     _fastlr_kind = _KIND_CYCLIC
+    _fastlr_seek = "closed"
     _fastlr_hooks = (*_STANDARD_HOOKS, "scale_fn")
 
 
@@ -246,6 +358,7 @@ class OneCycleLR(LRScheduler, _tls.OneCycleLR):
     inversely); see :class:`torch.optim.lr_scheduler.OneCycleLR`."""
 
     _fastlr_kind = _KIND_ONE_CYCLE
+    _fastlr_seek = "closed"
     _fastlr_hooks = (*_STANDARD_HOOKS, "_anneal_func", "_annealing_cos", "_annealing_linear")
 
 
@@ -254,6 +367,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, _tls.CosineAnnealingWarmRestarts)
     fractional ``step(epoch)``; see :class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`."""
 
     _fastlr_kind = _KIND_WARM_RESTARTS
+    _fastlr_seek = "warm_restarts"
     _fastlr_hooks = ("get_lr",)
 
 
@@ -262,6 +376,7 @@ class ReduceLROnPlateau(LRScheduler, _tls.ReduceLROnPlateau):
     :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`."""
 
     _fastlr_kind = _KIND_PLATEAU
+    _fastlr_seek = None
     _fastlr_hooks = ("_reduce_lr", "_is_better", "in_cooldown")
 
 
@@ -270,6 +385,7 @@ class SequentialLR(LRScheduler, _tls.SequentialLR):
     :class:`torch.optim.lr_scheduler.SequentialLR`. Members may be fastlr's or torch's classes."""
 
     _fastlr_kind = _KIND_SEQUENTIAL
+    _fastlr_seek = "forward"
     _fastlr_hooks = ()
 
 
@@ -278,6 +394,7 @@ class ChainedScheduler(LRScheduler, _tls.ChainedScheduler):
     :class:`torch.optim.lr_scheduler.ChainedScheduler`. Members may be fastlr's or torch's classes."""
 
     _fastlr_kind = _KIND_CHAINED
+    _fastlr_seek = "forward"
     _fastlr_hooks = ()
 
 
@@ -286,6 +403,7 @@ class SWALR(LRScheduler, _swa.SWALR):
     stochastic weight averaging; see :class:`torch.optim.swa_utils.SWALR`."""
 
     _fastlr_kind = _KIND_SWALR
+    _fastlr_seek = "replay"
     _fastlr_hooks = (*_STANDARD_HOOKS, "_get_initial_lr")
 
 
@@ -293,3 +411,12 @@ _core._install_step(CosineAnnealingWarmRestarts, _STEP_WARM_RESTARTS)
 _core._install_step(ReduceLROnPlateau, _STEP_PLATEAU)
 _core._install_step(SequentialLR, _STEP_COMPOSITE)
 _core._install_step(ChainedScheduler, _STEP_COMPOSITE)
+
+
+def __getattr__(name: str) -> Any:
+    # ScheduledLR lives in fastlr._scheduled (it builds on this module); re-exported lazily.
+    if name == "ScheduledLR":
+        from ._scheduled import ScheduledLR
+
+        return ScheduledLR
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,22 +40,24 @@ struct update {
     static constexpr update base_scale(double f) { return update{op::scale, f, 0.0, true}; }
 
     /// Whether the expression reads the y operand.
-    constexpr bool needs_y() const {
+    FASTLR_HD constexpr bool needs_y() const {
         return kind == op::scale_each || kind == op::cos_add || kind == op::cyclic_rise ||
                kind == op::cyclic_fall || kind == op::anneal_cos || kind == op::anneal_linear || kind == op::swa;
     }
 };
 
 /// SWALR._get_initial_lr: the lr before the previous interpolation, `(lr - alpha * swa_lr) / (1 - alpha)`.
-inline double swa_initial_lr(double lr, double swa_lr, double alpha) {
+FASTLR_HD inline double swa_initial_lr(double lr, double swa_lr, double alpha) {
     if (alpha == 1.0) return swa_lr;
     return (lr - (alpha * swa_lr)) / (1.0 - alpha);
 }
 
 /// Evaluate `u` for one group. Each expression is written with explicit parentheses in CPython's
 /// left-to-right evaluation order; the build disables FMA contraction so each operation rounds
-/// separately, as CPython's do. Operands the op does not read are ignored.
-inline double eval(const update& u, double x, double y) {
+/// separately, as CPython's do (and the CUDA build passes --fmad=false for the same reason: the
+/// per-group arithmetic is plain IEEE +, -, *, /, so the device gives the same bits as the host).
+/// Operands the op does not read are ignored.
+FASTLR_HD inline double eval(const update& u, double x, double y) {
     const double a = u.a, b = u.b;
     switch (u.kind) {
         case update::op::keep: return x;
@@ -73,13 +75,42 @@ inline double eval(const update& u, double x, double y) {
     return x;
 }
 
-/// Evaluate `u` for n groups (struct-of-arrays); `y` may be null when the op does not read it.
+/// Evaluate `u` for n groups (struct-of-arrays); `y` may be null when the op does not read it, and
+/// `out` may be `x` (in place). The op is dispatched once, outside the loops, so each loop is a plain
+/// element-wise kernel the compiler can vectorise (without reassociation: the order stays torch's).
 inline void apply(const update& u, const double* x, const double* y, double* out, std::size_t n) {
-    if (u.needs_y()) {
-        for (std::size_t i = 0; i < n; ++i) out[i] = eval(u, x[i], y[i]);
-    } else {
-        for (std::size_t i = 0; i < n; ++i) out[i] = eval(u, x[i], 0.0);
+#define FASTLR_APPLY_LOOP(op_)                                                          \
+    case update::op::op_:                                                               \
+        for (std::size_t i = 0; i < n; ++i) out[i] = eval(fixed, x[i], y ? y[i] : 0.0); \
+        break;
+    switch (u.kind) {
+        case update::op::scale: {
+            const double a = u.a;
+            for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * a;
+            break;
+        }
+        case update::op::cos_ratio: {
+            const double a = u.a, b = u.b;
+            for (std::size_t i = 0; i < n; ++i) out[i] = (a * (x[i] - b)) + b;
+            break;
+        }
+        default: {
+            const update fixed = u;
+            switch (u.kind) {
+                FASTLR_APPLY_LOOP(keep)
+                FASTLR_APPLY_LOOP(scale_each)
+                FASTLR_APPLY_LOOP(cos_add)
+                FASTLR_APPLY_LOOP(cos_closed)
+                FASTLR_APPLY_LOOP(cyclic_rise)
+                FASTLR_APPLY_LOOP(cyclic_fall)
+                FASTLR_APPLY_LOOP(anneal_cos)
+                FASTLR_APPLY_LOOP(anneal_linear)
+                FASTLR_APPLY_LOOP(swa)
+                default: break;
+            }
+        }
     }
+#undef FASTLR_APPLY_LOOP
 }
 
 }  // namespace fastlr

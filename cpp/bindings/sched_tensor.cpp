@@ -1,0 +1,445 @@
+// The tensor executor: a standard step for optimizers whose groups hold 0-d tensor lrs (fused and
+// capturable optimizers, torch.compile), possibly beside Python-float groups.
+//
+// The groups' tensors are packed once (python/fastlr/_tensor_lrs.py): each becomes a 0-d view of one
+// buffer per (dtype, device), its object identity kept. Then every step writes whole buffers:
+// - CPU buffers here, directly in their memory (no torch op);
+// - other devices by one call into Python's device executor per buffer (one `_cuda` kernel launch,
+//   or a fixed sequence of in-place torch ops), never reading a value back to the host.
+// float32 buffers carry a float64 shadow: the engine continues from the exact value while the float32
+// element still holds its rounding, so a float32 lr is always the rounding of torch's float64 result.
+#include "scheduler.hpp"
+
+#include <cstring>
+#include <new>
+
+namespace fastlr_py {
+namespace {
+
+double read_value(const packed_view::buffer& b, std::int64_t j) {
+    if (b.f64) return static_cast<const double*>(b.data)[j];
+    const float v = static_cast<const float*>(b.data)[j];
+    // Unchanged since the engine wrote it: continue from the exact value.
+    if (b.shadow && static_cast<float>(b.shadow[j]) == v) return b.shadow[j];
+    return static_cast<double>(v);
+}
+
+void write_value(packed_view::buffer& b, std::int64_t j, double v) {
+    if (b.f64) {
+        static_cast<double*>(b.data)[j] = v;
+    } else {
+        static_cast<float*>(b.data)[j] = static_cast<float>(v);
+        if (b.shadow) b.shadow[j] = v;
+    }
+}
+
+void snapshot(packed_view::buffer& b) {
+    std::memcpy(b.snap, b.data, static_cast<std::size_t>(b.n) * (b.f64 ? sizeof(double) : sizeof(float)));
+}
+
+/// Build the C++ view of a Python Packed (its engine_layout()).
+packed_view* make_view(PyObject* packed) {
+    ref layout(PyObject_CallMethod(packed, "engine_layout", nullptr));
+    if (!layout) return nullptr;
+    PyObject* groups = PyTuple_Check(layout.get()) && PyTuple_GET_SIZE(layout.get()) == 3 ? PyTuple_GET_ITEM(layout.get(), 0) : nullptr;
+    PyObject* bufs = groups ? PyTuple_GET_ITEM(layout.get(), 1) : nullptr;
+    PyObject* snaps = groups ? PyTuple_GET_ITEM(layout.get(), 2) : nullptr;
+    ref tensors(PyObject_GetAttrString(packed, "tensors"));
+    ref pybufs(PyObject_GetAttrString(packed, "buffers"));
+    if (!groups || !PyList_Check(groups) || !bufs || !PyList_Check(bufs) || !tensors || !PyList_Check(tensors.get()) ||
+        !pybufs || !PyList_Check(pybufs.get()) || PyList_GET_SIZE(tensors.get()) != PyList_GET_SIZE(groups) ||
+        PyList_GET_SIZE(pybufs.get()) != PyList_GET_SIZE(bufs) || !PyList_Check(snaps) ||
+        PyList_GET_SIZE(snaps) != PyList_GET_SIZE(bufs)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "fastlr: malformed packed layout");
+        return nullptr;
+    }
+    auto* v = new (std::nothrow) packed_view();
+    if (!v) {
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    try {
+        const Py_ssize_t n = PyList_GET_SIZE(groups);
+        v->owner.reset(ref::incref(packed));
+        v->snaps.reset(ref::incref(snaps));
+        v->buf.resize(static_cast<std::size_t>(n));
+        v->off.resize(static_cast<std::size_t>(n));
+        v->tensor.resize(static_cast<std::size_t>(n));
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            long long b = -1, j = -1;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(groups, i), "LL", &b, &j)) throw std::bad_alloc();
+            v->buf[static_cast<std::size_t>(i)] = static_cast<int>(b);
+            v->off[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(j);
+            v->tensor[static_cast<std::size_t>(i)] = PyList_GET_ITEM(tensors.get(), i);  // owner keeps it
+        }
+        const Py_ssize_t nb = PyList_GET_SIZE(bufs);
+        v->bufs.resize(static_cast<std::size_t>(nb));
+        for (Py_ssize_t k = 0; k < nb; ++k) {
+            unsigned long long data = 0, shadow = 0, snap = 0;
+            int f64 = 0, cpu = 0;
+            long long size = 0;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(bufs, k), "KipKKL", &data, &f64, &cpu, &shadow, &snap, &size))
+                throw std::bad_alloc();
+            packed_view::buffer& b = v->bufs[static_cast<std::size_t>(k)];
+            b.data = reinterpret_cast<void*>(static_cast<std::uintptr_t>(data));
+            b.f64 = f64 != 0;
+            b.cpu = cpu != 0;
+            b.shadow = reinterpret_cast<double*>(static_cast<std::uintptr_t>(shadow));
+            b.snap = reinterpret_cast<void*>(static_cast<std::uintptr_t>(snap));
+            b.n = size;
+            b.py = PyList_GET_ITEM(pybufs.get(), k);
+            b.snap_py = PyList_GET_ITEM(snaps, k);
+        }
+    } catch (const std::bad_alloc&) {
+        delete v;
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return nullptr;
+    }
+    return v;
+}
+
+/// How group i holds one side's value this step.
+enum class holder : std::uint8_t { py_float, packed };
+
+/// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
+/// `repack`: a tensor that is not registered (replaced since packing).
+bool classify(const packed_view* v, Py_ssize_t i, PyObject* value, holder& h, bool& repack) {
+    if (value && PyFloat_CheckExact(value)) {
+        h = holder::py_float;
+        return true;
+    }
+    if (v && value && value == v->tensor[static_cast<std::size_t>(i)]) {
+        h = holder::packed;
+        return true;
+    }
+    repack = value != nullptr && !PyFloat_Check(value) && !PyLong_Check(value);
+    return false;
+}
+
+PyObject* momentum_value(PyObject* g, bool beta1) {
+    if (!beta1) return PyDict_GetItemWithError(g, names.momentum);
+    PyObject* betas = PyDict_GetItemWithError(g, names.betas);
+    if (!betas || !PyTuple_CheckExact(betas) || PyTuple_GET_SIZE(betas) < 1) return nullptr;
+    return PyTuple_GET_ITEM(betas, 0);
+}
+
+/// Operand of a side for group i: array, group key, or `cur` (the current value).
+bool operand(Engine* eng, PyObject* g, const double* arr, PyObject* key, Py_ssize_t i, double cur, double& out) {
+    if (arr) out = arr[i];
+    else if (key) return group_value(eng, g, key, i, out);
+    else out = cur;
+    return true;
+}
+
+/// Run Python's device executor for one non-CPU buffer: `device_apply(buffer, op, a, b, x, y)` with
+/// x/y the operands in the buffer's element order (bytes of float64), or None for "the current value".
+bool device_step(const packed_view& v, const packed_view::buffer& b, std::size_t bi, const update& u,
+                 const double* x_group, bool x_current, const double* y_group, bool needs_y) {
+    ref xb, yb;
+    const std::size_t n = static_cast<std::size_t>(b.n);
+    std::vector<double> tmp;
+    auto build = [&](const double* src) -> PyObject* {
+        try {
+            tmp.assign(n, 0.0);
+        } catch (const std::bad_alloc&) {
+            return PyErr_NoMemory();
+        }
+        for (std::size_t i = 0; i < v.buf.size(); ++i)
+            if (v.buf[i] == static_cast<int>(bi)) tmp[static_cast<std::size_t>(v.off[i])] = src[i];
+        return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(tmp.data()),
+                                         static_cast<Py_ssize_t>(n * sizeof(double)));
+    };
+    if (!x_current) {
+        xb.reset(build(x_group));
+        if (!xb) return false;
+    }
+    if (needs_y) {
+        yb.reset(build(y_group));
+        if (!yb) return false;
+    }
+    ref r(PyObject_CallFunction(refs.device_apply, "OOiddOO", b.py, b.snap_py, static_cast<int>(u.kind), u.a, u.b,
+                                xb ? xb.get() : Py_None, yb ? yb.get() : Py_None));
+    return static_cast<bool>(r);
+}
+
+/// Whether the engine's views are the optimizer's current packings (`optimizer._fastlr_packed`, shared
+/// by all schedulers of the optimizer): another scheduler may have packed the groups again.
+bool current_packing(Engine* eng, const frame& f, const plan& p) {
+    static PyObject* registry_name = PyUnicode_InternFromString("_fastlr_packed");
+    static PyObject* beta1_key = PyUnicode_InternFromString("beta1");
+    PyObject* opt = PyDict_GetItemWithError(f.dict.get(), names.optimizer);
+    if (!opt) return PyErr_Clear(), false;
+    ref od(PyObject_GenericGetDict(opt, nullptr));
+    PyObject* reg = od ? PyDict_GetItemWithError(od.get(), registry_name) : nullptr;
+    if (!reg || !PyDict_Check(reg)) return PyErr_Clear(), false;
+    auto same = [&](PyObject* key, const packed_view* v) {
+        PyObject* cur = PyDict_GetItemWithError(reg, key);
+        if (!cur) {
+            PyErr_Clear();
+            cur = Py_None;
+        }
+        return v ? cur == v->owner.get() : cur == Py_None;
+    };
+    if (!same(names.lr, eng->plr)) return false;
+    if (p.momentum && !same(p.beta1 ? beta1_key : names.momentum, eng->pmom)) return false;
+    return true;
+}
+
+}  // namespace
+
+void unpack(Engine* eng) {
+    delete eng->plr;
+    delete eng->pmom;
+    eng->plr = nullptr;
+    eng->pmom = nullptr;
+}
+
+fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any) {
+    packed_any = false;
+    PyObject* opt = PyDict_GetItemWithError(f.dict.get(), names.optimizer);
+    if (!opt) return PyErr_Clear(), fast::fallback;
+    ref keep_opt(ref::incref(opt));
+    eng->busy = true;  // packing runs torch ops; a re-entrant step meanwhile goes to torch's code
+    static PyObject* lr_key = PyUnicode_InternFromString("lr");
+    static PyObject* beta1_key = PyUnicode_InternFromString("beta1");
+    ref plr(PyObject_CallFunctionObjArgs(refs.pack_groups, opt, lr_key, nullptr));
+    ref pmom;
+    if (plr && momentum) pmom.reset(PyObject_CallFunctionObjArgs(refs.pack_groups, opt, beta1 ? beta1_key : names.momentum, nullptr));
+    eng->busy = false;
+    if (!plr || (momentum && !pmom)) return fast::error;
+    packed_view* vl = plr.get() == Py_None ? nullptr : make_view(plr.get());
+    if (plr.get() != Py_None && !vl) return fast::error;
+    packed_view* vm = pmom && pmom.get() != Py_None ? make_view(pmom.get()) : nullptr;
+    if (pmom && pmom.get() != Py_None && !vm) {
+        delete vl;
+        return fast::error;
+    }
+    unpack(eng);
+    eng->plr = vl;
+    eng->pmom = vm;
+    packed_any = vl || vm;
+    // The groups' list may have been rebuilt meanwhile (it is re-read on the next pass).
+    return fast::handled;
+}
+
+bool tensor_groups_ok(Engine* eng, const frame& f) {
+    for (Py_ssize_t i = 0; i < f.n; ++i) {
+        PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
+        if (!PyDict_CheckExact(g)) return false;
+        PyObject* v = PyDict_GetItemWithError(g, names.lr);
+        holder h;
+        bool repack = false;
+        if (!classify(eng->plr, i, v, h, repack)) return PyErr_Clear(), false;
+    }
+    return true;
+}
+
+fast execute_tensors(Engine* eng, frame& f, const plan& p) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        PyObject* groups = f.groups.get();
+        const Py_ssize_t n = f.n;
+        if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+        packed_view* vl = eng->plr;
+        packed_view* vm = eng->pmom;
+        if ((vl && static_cast<Py_ssize_t>(vl->buf.size()) != n) || (vm && static_cast<Py_ssize_t>(vm->buf.size()) != n) ||
+            !current_packing(eng, f, p)) {
+            if (attempt) return fast::fallback;
+            bool any;
+            const fast r = pack(eng, f, p.momentum, p.beta1, any);
+            if (r != fast::handled) return r;
+            continue;
+        }
+        if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+        // Scratch: the lr side's x (when current), values, and the momentum side's values.
+        std::vector<double>& cur = *eng->out;
+        std::vector<double>& lr_out = *eng->v1;
+        std::vector<double>& m_out = *eng->v2;
+        holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
+        holder* m_h = lr_h + n;
+        bool need_repack = false, ok = true;
+        // Pass 1: read and compute everything; nothing is written.
+        for (Py_ssize_t i = 0; i < n && ok; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups, i);
+            if (!PyDict_CheckExact(g)) {
+                ok = false;
+                break;
+            }
+            const std::size_t si = static_cast<std::size_t>(i);
+            PyObject* v = PyDict_GetItemWithError(g, names.lr);
+            if (!classify(vl, i, v, lr_h[si], need_repack)) {
+                ok = false;
+                break;
+            }
+            const packed_view::buffer* lb = lr_h[si] == holder::packed ? &vl->bufs[static_cast<std::size_t>(vl->buf[si])] : nullptr;
+            if (lr_h[si] == holder::py_float) cur[si] = PyFloat_AS_DOUBLE(v);
+            else if (lb->cpu) cur[si] = read_value(*lb, vl->off[si]);
+            else cur[si] = 0.0;  // computed on the device
+            double x, y = 0.0;
+            if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
+                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
+                ok = false;
+                break;
+            }
+            // Gathered key operands are kept in group order for the device executor.
+            if (p.lr.x_key) (*eng->x)[si] = x;
+            if (p.lr.y_key) (*eng->y)[si] = y;
+            lr_out[si] = fastlr::eval(p.lr.u, x, y);
+            if (!p.momentum) continue;
+            PyObject* mv = momentum_value(g, p.beta1);
+            if (!classify(vm, i, mv, m_h[si], need_repack)) {
+                ok = false;
+                break;
+            }
+            double mx, my = 0.0;
+            if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
+                (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
+                ok = false;
+                break;
+            }
+            m_out[si] = fastlr::eval(p.mom.u, mx, my);
+        }
+        if (!ok) {
+            PyErr_Clear();
+            if (need_repack && attempt == 0) {
+                bool any;
+                const fast r = pack(eng, f, p.momentum, p.beta1, any);
+                if (r != fast::handled) return r;
+                continue;
+            }
+            return fast::fallback;
+        }
+        // Allocate everything the writes need (may run the cyclic GC), then re-check the groups.
+        ref pending(PyList_New(n));
+        ref moms(p.momentum ? PyList_New(n) : nullptr);
+        if (!pending || (p.momentum && !moms)) return fast::error;
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            PyObject* o;
+            if (lr_h[si] == holder::packed) o = ref::incref(Py_None);
+            else if (p.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups, i), names.lr));
+            else o = PyFloat_FromDouble(lr_out[si]);
+            if (!o) return fast::error;
+            PyList_SET_ITEM(pending.get(), i, o);
+            if (!p.momentum) continue;
+            PyObject* m;
+            if (m_h[si] == holder::packed) {
+                m = ref::incref(Py_None);
+            } else {
+                ref mf(PyFloat_FromDouble(m_out[si]));
+                if (!mf) return fast::error;
+                if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
+                    PyObject* betas = PyDict_GetItem(PyList_GET_ITEM(groups, i), names.betas);
+                    const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
+                    m = PyTuple_New(nb);
+                    if (!m) return fast::error;
+                    PyTuple_SET_ITEM(m, 0, mf.release());
+                    for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(m, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
+                } else {
+                    m = mf.release();
+                }
+            }
+            PyList_SET_ITEM(moms.get(), i, m);
+        }
+        if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+        for (Py_ssize_t i = 0; i < n; ++i)
+            if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
+
+        // Pass 2: device buffers first (their executor may raise; then nothing else is written).
+        const bool lr_keep = p.lr.u.kind == update::op::keep;
+        auto device_side = [&](packed_view* v, const side& sd, bool keep) -> bool {
+            if (!v) return true;
+            for (std::size_t bi = 0; bi < v->bufs.size(); ++bi) {
+                const packed_view::buffer& b = v->bufs[bi];
+                if (b.cpu) continue;
+                if (keep) {  // values unchanged: only the snapshot for get_last_lr()
+                    if (!device_step(*v, b, bi, update::keep(), nullptr, true, nullptr, false)) return false;
+                    continue;
+                }
+                const double* xs = sd.x ? sd.x : (sd.x_key ? eng->x->data() : nullptr);
+                const double* ys = sd.y ? sd.y : (sd.y_key ? eng->y->data() : nullptr);
+                if (!device_step(*v, b, bi, sd.u, xs, sd.x_current(), ys, sd.u.needs_y())) return false;
+            }
+            return true;
+        };
+        if (!device_side(vl, p.lr, lr_keep)) return fast::error;
+        if (p.momentum && vm && vm->bufs.size()) {
+            // Momentum key operands were not kept in group order above: the device side of a
+            // key-operand momentum (OneCycleLR) gathers them now.
+            bool device_mom = false;
+            for (const auto& b : vm->bufs) device_mom = device_mom || !b.cpu;
+            if (device_mom && (p.mom.x_key || p.mom.y_key)) {
+                for (Py_ssize_t i = 0; i < n; ++i) {
+                    PyObject* g = PyList_GET_ITEM(groups, i);
+                    double mx = 0.0, my = 0.0;
+                    if (p.mom.x_key && !group_value(eng, g, p.mom.x_key, i, mx)) return fast::fallback;
+                    if (p.mom.y_key && !group_value(eng, g, p.mom.y_key, i, my)) return fast::fallback;
+                    (*eng->x)[static_cast<std::size_t>(i)] = mx;
+                    (*eng->y)[static_cast<std::size_t>(i)] = my;
+                }
+            }
+            if (!device_side(vm, p.mom, false)) return fast::error;
+        }
+        // CPU buffers: write memory directly, then the snapshots for get_last_lr().
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            if (!lr_keep && lr_h[si] == holder::packed) {
+                packed_view::buffer& b = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
+                if (b.cpu) write_value(b, vl->off[si], lr_out[si]);
+            }
+            if (p.momentum && m_h[si] == holder::packed) {
+                packed_view::buffer& b = vm->bufs[static_cast<std::size_t>(vm->buf[si])];
+                if (b.cpu) write_value(b, vm->off[si], m_out[si]);
+            }
+        }
+        if (vl)
+            for (auto& b : vl->bufs)
+                if (b.cpu) snapshot(b);
+        // Python-float groups: momentum then lr, as torch writes them.
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            PyObject* g = PyList_GET_ITEM(groups, i);
+            if (p.momentum && m_h[si] == holder::py_float &&
+                PyDict_SetItem(g, p.beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
+                return fast::error;
+        }
+        if (!lr_keep) {
+            for (Py_ssize_t i = 0; i < n; ++i) {
+                PyObject* o = PyList_GET_ITEM(pending.get(), i);
+                if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, o) < 0) return fast::error;
+            }
+        }
+        Py_XSETREF(eng->last_pending, pending.release());
+        eng->last_stale = true;
+        return fast::handled;
+    }
+    return fast::fallback;
+}
+
+/// Engine.take_last_lr(): the `_last_lr` of the last tensor step, as torch builds it (floats, and a
+/// fresh tensor per packed group), from the pending floats and the buffers' snapshots.
+PyObject* take_last_lr(Engine* eng) {
+    if (!eng->last_stale || !eng->last_pending) {
+        PyErr_SetString(PyExc_RuntimeError, "no pending _last_lr");
+        return nullptr;
+    }
+    ref values;
+    if (eng->plr) {
+        values.reset(PyObject_CallMethod(eng->plr->owner.get(), "last_values", "O", eng->plr->snaps.get()));
+        if (!values) return nullptr;
+    }
+    ref pending(ref::incref(eng->last_pending));
+    const Py_ssize_t n = PyList_GET_SIZE(pending.get());
+    ref out(PyList_New(n));
+    if (!out) return nullptr;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* o = PyList_GET_ITEM(pending.get(), i);
+        if (o == Py_None && values && PyList_Check(values.get()) && i < PyList_GET_SIZE(values.get()))
+            o = PyList_GET_ITEM(values.get(), i);
+        PyList_SET_ITEM(out.get(), i, ref::incref(o));
+    }
+    eng->last_stale = false;
+    Py_CLEAR(eng->last_pending);
+    return out.release();
+}
+
+}  // namespace fastlr_py

@@ -1,0 +1,418 @@
+// Host side of schedule programs: an owning program, its validation, and the block evaluator that
+// fills tables of values (256 steps at a time: one dispatch per node per block, the loop over steps
+// innermost, and nodes that no step of the block reads are skipped).
+//
+// Host only (std::vector, std::string). The device uses program.hpp's `eval` over the same arrays.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "program.hpp"
+
+namespace fastlr {
+namespace sched {
+
+/// A program that owns its arrays. Build with `add`, then `validate` before any evaluation.
+struct program_data {
+    std::vector<node> nodes;
+    std::vector<std::uint32_t> children;
+    std::vector<double> params;
+
+    /// Append a node; returns its index. Children must already have been added.
+    std::uint32_t add(op k, const double* p, std::size_t np, const std::uint32_t* ch, std::size_t nc) {
+        node nd{static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(params.size()),
+                static_cast<std::uint32_t>(np), static_cast<std::uint32_t>(children.size()),
+                static_cast<std::uint32_t>(nc), 0};
+        params.insert(params.end(), p, p + np);
+        children.insert(children.end(), ch, ch + nc);
+        nodes.push_back(nd);
+        return static_cast<std::uint32_t>(nodes.size() - 1);
+    }
+
+    program view() const {
+        return program{nodes.data(), children.data(), params.data(), static_cast<std::uint32_t>(nodes.size())};
+    }
+};
+
+namespace detail {
+
+inline bool finite(double x) { return std::isfinite(x); }
+inline bool flag(double x) { return x == 0.0 || x == 1.0; }
+inline bool integral(double x) { return finite(x) && std::floor(x) == x; }
+
+inline const char* op_name(std::uint32_t k) {
+    static const char* const names[] = {"?",          "constant",    "linear",       "cosine",
+                                        "polynomial", "exponential", "step",         "piecewise_constant",
+                                        "piecewise_linear", "cyclic", "onecycle",    "warm_restarts",
+                                        "inverse_sqrt", "wsd",       "plateau",      "noise",
+                                        "join",       "product",     "scale",        "offset"};
+    return k <= op_max ? names[k] : "?";
+}
+
+inline std::string num(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", x);
+    return buf;
+}
+
+/// The message for parameter `what` of node kind k, which must satisfy `rule`.
+inline std::string bad(std::uint32_t k, const char* what, const char* rule, double got) {
+    return std::string(op_name(k)) + ": " + what + " must be " + rule + " (got " + num(got) + ")";
+}
+
+/// Semantic checks of one node's parameters (the count is already checked). Empty when valid.
+inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t np) {
+    // Every parameter must be finite, except the few slots where +inf means "unbounded".
+    for (std::uint32_t j = 0; j < np; ++j) {
+        const bool inf_ok = (k == static_cast<std::uint32_t>(op::warm_restarts) && j == 5) ||
+                            (k == static_cast<std::uint32_t>(op::noise) && j == 5);
+        if (!finite(p[j]) && !(inf_ok && p[j] == HUGE_VAL))
+            return std::string(op_name(k)) + ": parameters must be finite (parameter " + std::to_string(j) +
+                   " is " + num(p[j]) + ")";
+    }
+    switch (static_cast<op>(k)) {
+        case op::constant:
+        case op::plateau:
+        case op::product:
+        case op::scale:
+        case op::offset: return {};
+        case op::linear:
+            if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
+            return {};
+        case op::cosine:
+            if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
+            if (!(p[3] > 0)) return bad(k, "k_decay", "> 0", p[3]);
+            if (p[4] < 0) return bad(k, "cycles", ">= 0", p[4]);
+            if (!(p[5] == 0.0 || p[5] == 1.0 || p[5] == 2.0)) return bad(k, "mode", "0, 1 or 2", p[5]);
+            return {};
+        case op::polynomial:
+            if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
+            if (p[3] < 0) return bad(k, "power", ">= 0", p[3]);
+            return {};
+        case op::exponential:
+            if (!(p[1] > 0)) return bad(k, "decay_rate", "> 0", p[1]);
+            if (!(p[2] > 0)) return bad(k, "transition_steps", "> 0", p[2]);
+            if (!flag(p[3])) return bad(k, "staircase", "0 or 1", p[3]);
+            if (!flag(p[5])) return bad(k, "has_end", "0 or 1", p[5]);
+            return {};
+        case op::step:
+            if (!(p[2] > 0)) return bad(k, "step_size", "> 0", p[2]);
+            return {};
+        case op::piecewise_constant:
+        case op::piecewise_linear: {
+            const std::uint32_t n = static_cast<std::uint32_t>(p[0]);
+            for (std::uint32_t j = 1; j < n; ++j)
+                if (p[1 + j] < p[j]) return bad(k, "boundaries", "non-decreasing", p[1 + j]);
+            return {};
+        }
+        case op::cyclic:
+            if (!(p[2] > 0)) return bad(k, "step_size_up", "> 0", p[2]);
+            if (p[3] < 0) return bad(k, "step_size_down", ">= 0", p[3]);
+            if (!(p[4] == 0.0 || p[4] == 1.0 || p[4] == 2.0)) return bad(k, "mode", "0, 1 or 2", p[4]);
+            if (!(p[5] > 0)) return bad(k, "gamma", "> 0", p[5]);
+            return {};
+        case op::onecycle:
+            if (!(p[1] >= 1) || !integral(p[1])) return bad(k, "total_steps", "an integer >= 1", p[1]);
+            if (!(p[2] >= 0 && p[2] <= 1)) return bad(k, "pct_start", "in [0, 1]", p[2]);
+            if (p[3] == 0) return bad(k, "div_factor", "non-zero", p[3]);
+            if (p[4] == 0) return bad(k, "final_div_factor", "non-zero", p[4]);
+            if (!flag(p[5])) return bad(k, "three_phase", "0 or 1", p[5]);
+            if (!flag(p[6])) return bad(k, "linear", "0 or 1", p[6]);
+            if (p[2] * p[1] == 1.0)
+                return std::string("onecycle: pct_start * total_steps == 1 gives a first phase of zero length (got ") +
+                       num(p[2]) + " * " + num(p[1]) + ")";
+            return {};
+        case op::warm_restarts:
+            if (!(p[2] > 0)) return bad(k, "period", "> 0", p[2]);
+            if (!(p[3] >= 1)) return bad(k, "t_mult", ">= 1", p[3]);
+            if (!(p[4] > 0)) return bad(k, "cycle_decay", "> 0", p[4]);
+            if (!(p[5] >= 1) || !(p[5] == HUGE_VAL || integral(p[5])))
+                return bad(k, "cycle_limit", "an integer >= 1 or unlimited", p[5]);
+            if (!(p[6] > 0)) return bad(k, "k_decay", "> 0", p[6]);
+            return {};
+        case op::inverse_sqrt:
+            if (!(p[1] > 0)) return bad(k, "timescale", "> 0", p[1]);
+            return {};
+        case op::wsd:
+            if (p[3] < 0) return bad(k, "warmup", ">= 0", p[3]);
+            if (p[4] < 0) return bad(k, "stable", ">= 0", p[4]);
+            if (p[5] < 0) return bad(k, "decay", ">= 0", p[5]);
+            if (!(p[6] == 0.0 || p[6] == 1.0 || p[6] == 2.0)) return bad(k, "warmup_shape", "0, 1 or 2", p[6]);
+            if (!(p[7] == 0.0 || p[7] == 1.0 || p[7] == 2.0 || p[7] == 3.0))
+                return bad(k, "decay_shape", "0, 1, 2 or 3", p[7]);
+            return {};
+        case op::noise:
+            if (!(p[0] > 0)) return bad(k, "pct", "> 0", p[0]);
+            if (!(p[1] > 0)) return bad(k, "std", "> 0", p[1]);
+            if (!(p[2] >= 0 && p[2] <= hd::two_pow_53) || !integral(p[2]))
+                return bad(k, "seed", "an integer in [0, 2**53]", p[2]);
+            if (!flag(p[3])) return bad(k, "normal", "0 or 1", p[3]);
+            if (p[4] < 0) return bad(k, "start", ">= 0", p[4]);
+            if (!(p[5] >= p[4])) return bad(k, "end", ">= start", p[5]);
+            return {};
+        case op::join:
+            for (std::uint32_t j = 0; j < np; ++j) {
+                if (p[j] < 0) return bad(k, "boundaries", ">= 0", p[j]);
+                if (j > 0 && p[j] < p[j - 1]) return bad(k, "boundaries", "non-decreasing", p[j]);
+            }
+            return {};
+    }
+    return "unknown node kind " + std::to_string(k);
+}
+
+}  // namespace detail
+
+/// Check that `prog` is a well-formed program that `eval` may run: sizes, indices, tree shape,
+/// parameter counts and values. Returns an empty string when valid, else what is wrong.
+inline std::string validate(const program_data& prog) {
+    using detail::op_name;
+    const std::size_t n = prog.nodes.size();
+    if (n == 0) return "a program needs at least one node";
+    if (n > max_nodes)
+        return "a schedule may have at most " + std::to_string(max_nodes) + " nodes (this one has " +
+               std::to_string(n) + ")";
+    std::vector<int> parent_count(n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+        const node& nd = prog.nodes[i];
+        const std::string where = "node " + std::to_string(i) + " (" + op_name(nd.op) + "): ";
+        if (nd.op < 1 || nd.op > op_max) return "node " + std::to_string(i) + ": unknown kind " + std::to_string(nd.op);
+        if (nd.reserved != 0) return where + "reserved field must be 0";
+        if (nd.first_param > prog.params.size() || nd.n_params > prog.params.size() - nd.first_param)
+            return where + "parameters out of range";
+        if (nd.first_child > prog.children.size() || nd.n_children > prog.children.size() - nd.first_child)
+            return where + "children out of range";
+        const double* p = prog.params.data() + nd.first_param;
+        const std::uint32_t np = nd.n_params, nc = nd.n_children;
+        // Parameter and child counts.
+        std::uint32_t want_np = 0, want_nc = 0;
+        switch (static_cast<op>(nd.op)) {
+            case op::constant: want_np = shape::n_constant; break;
+            case op::linear: want_np = shape::n_linear; break;
+            case op::cosine: want_np = shape::n_cosine; break;
+            case op::polynomial: want_np = shape::n_polynomial; break;
+            case op::exponential: want_np = shape::n_exponential; break;
+            case op::step: want_np = shape::n_step; break;
+            case op::cyclic: want_np = shape::n_cyclic; break;
+            case op::onecycle: want_np = shape::n_onecycle; break;
+            case op::warm_restarts: want_np = shape::n_warm_restarts; break;
+            case op::inverse_sqrt: want_np = shape::n_inverse_sqrt; break;
+            case op::wsd: want_np = shape::n_wsd; break;
+            case op::plateau: want_np = shape::n_plateau; break;
+            case op::noise: want_np = shape::n_noise; want_nc = 1; break;
+            case op::scale:
+            case op::offset: want_np = 1; want_nc = 1; break;
+            case op::product:
+                want_np = 0;
+                want_nc = nc == 0 ? 1 : nc;
+                break;
+            case op::join: want_np = np; want_nc = np + 1; break;
+            case op::piecewise_constant:
+            case op::piecewise_linear: {
+                const bool lin = nd.op == static_cast<std::uint32_t>(op::piecewise_linear);
+                if (np < 1 || !detail::integral(p[0]) || p[0] < (lin ? 1.0 : 0.0) || p[0] > 1e6)
+                    return where + (lin ? "needs at least one point" : "bad number of boundaries");
+                const std::uint32_t m = static_cast<std::uint32_t>(p[0]);
+                want_np = lin ? 1 + 2 * m : 2 + 2 * m;
+                break;
+            }
+        }
+        if (np != want_np)
+            return where + "expects " + std::to_string(want_np) + " parameters, got " + std::to_string(np);
+        if (nc != want_nc)
+            return where + "expects " + std::to_string(want_nc) + " children, got " + std::to_string(nc);
+        for (std::uint32_t k = 0; k < nc; ++k) {
+            const std::uint32_t c = prog.children[nd.first_child + k];
+            if (c >= i) return where + "child " + std::to_string(c) + " must precede its parent";
+            if (++parent_count[c] > 1) return "node " + std::to_string(c) + " has more than one parent";
+        }
+        std::string e = detail::check_params(nd.op, p, np);
+        if (!e.empty()) return e;
+    }
+    for (std::size_t i = 0; i + 1 < n; ++i)
+        if (parent_count[i] != 1) return "node " + std::to_string(i) + " is not reachable from the root";
+    return {};
+}
+
+/// Batched host evaluation of a validated program over many steps (same values as `eval`). Holds scratch that grows to
+/// (nodes x block) on first use; reuse one evaluator for many calls.
+class block_evaluator {
+  public:
+    static constexpr std::size_t block = 256;
+
+    /// out[j] = eval(prog, t[j]) for j < n.
+    void run(const program& prog, const double* t, double* out, std::size_t n) {
+        for (std::size_t s = 0; s < n; s += block) {
+            const std::size_t m = n - s < block ? n - s : block;
+            prepare(prog);
+            double* root_t = time_.data() + (prog.n_nodes - 1) * block;
+            for (std::size_t j = 0; j < m; ++j) root_t[j] = t[s + j] >= 0.0 ? t[s + j] : 0.0;
+            eval_block(prog, out + s, m);
+        }
+    }
+
+    /// out[j] = eval(prog, start + j) for j < n (integer steps, as a table).
+    void run_range(const program& prog, double start, double* out, std::size_t n) {
+        for (std::size_t s = 0; s < n; s += block) {
+            const std::size_t m = n - s < block ? n - s : block;
+            prepare(prog);
+            double* root_t = time_.data() + (prog.n_nodes - 1) * block;
+            const double t0 = start + static_cast<double>(s);
+            for (std::size_t j = 0; j < m; ++j) root_t[j] = t0 + static_cast<double>(j);
+            eval_block(prog, out + s, m);
+        }
+    }
+
+  private:
+    std::vector<double> time_, val_;
+    std::vector<unsigned char> mask_;
+    std::vector<std::uint32_t> sel_;
+    std::vector<unsigned char> any_;
+
+    void prepare(const program& prog) {
+        const std::size_t sz = static_cast<std::size_t>(prog.n_nodes) * block;
+        if (time_.size() < sz) {
+            time_.assign(sz, 0.0);
+            val_.assign(sz, 0.0);
+            mask_.assign(sz, 0);
+            sel_.assign(sz, 0);
+        }
+        any_.assign(prog.n_nodes, 0);
+    }
+
+    // __restrict: the output never aliases the parameters, so their loads hoist out of the loop.
+    template <double (*F)(const double*, double)>
+    static void leaf_loop(const double* __restrict p, const double* __restrict tt, double* __restrict vv,
+                          std::size_t m) {
+        for (std::size_t j = 0; j < m; ++j) vv[j] = F(p, tt[j]);
+    }
+
+    /// Join selection for a block: a branch-free count for a few boundaries, else bisection.
+    static void select_block(const node& nd, const double* params, const double* __restrict ti,
+                             std::uint32_t* __restrict si, std::size_t m) {
+        const double* b = params + nd.first_param;
+        const std::uint32_t nb = nd.n_params;
+        if (nb <= 8) {
+            for (std::size_t j = 0; j < m; ++j) si[j] = 0;
+            for (std::uint32_t k = 0; k < nb; ++k) {
+                const double bk = b[k];
+                for (std::size_t j = 0; j < m; ++j) si[j] += bk <= ti[j] ? 1u : 0u;
+            }
+        } else {
+            for (std::size_t j = 0; j < m; ++j) si[j] = join_select(nd, params, ti[j]);
+        }
+    }
+
+    void eval_block(const program& prog, double* out, std::size_t m) {
+        const std::uint32_t n = prog.n_nodes;
+        const std::uint32_t root = n - 1;
+        unsigned char* root_mask = mask_.data() + root * block;
+        for (std::size_t j = 0; j < m; ++j) root_mask[j] = 1;
+        any_[root] = 1;
+        // Pass 1, root first: each active node's children get their local times and masks.
+        for (std::uint32_t i = n; i-- > 0;) {
+            if (!any_[i]) continue;
+            const node& nd = prog.nodes[i];
+            if (nd.n_children == 0) continue;
+            const double* ti = time_.data() + i * block;
+            const unsigned char* mi = mask_.data() + i * block;
+            const std::uint32_t* ch = prog.children + nd.first_child;
+            const bool is_join = nd.op == static_cast<std::uint32_t>(op::join);
+            std::uint32_t* si = sel_.data() + i * block;
+            if (is_join) select_block(nd, prog.params, ti, si, m);
+            for (std::uint32_t k = 0; k < nd.n_children; ++k) {
+                const std::uint32_t c = ch[k];
+                unsigned char* mc = mask_.data() + c * block;
+                unsigned char any = 0;
+                if (is_join) {
+                    for (std::size_t j = 0; j < m; ++j) {
+                        mc[j] = static_cast<unsigned char>(mi[j] & (si[j] == k ? 1 : 0));
+                        any = static_cast<unsigned char>(any | mc[j]);
+                    }
+                } else {
+                    for (std::size_t j = 0; j < m; ++j) {
+                        mc[j] = mi[j];
+                        any = static_cast<unsigned char>(any | mc[j]);
+                    }
+                }
+                any_[c] = any;
+                if (!any) continue;  // no step of the block reads this child
+                double* tc = time_.data() + c * block;
+                for (std::size_t j = 0; j < m; ++j) tc[j] = child_time(nd, prog.params, k, ti[j]);
+            }
+        }
+        // Pass 2, leaves first: values of every node that some step in the block reads.
+        for (std::uint32_t i = 0; i < n; ++i) {
+            if (!any_[i]) continue;
+            const node& nd = prog.nodes[i];
+            const double* p = prog.params + nd.first_param;
+            const std::uint32_t* ch = prog.children + nd.first_child;
+            const double* ti = time_.data() + i * block;
+            double* vi = val_.data() + i * block;
+            switch (static_cast<op>(nd.op)) {
+                case op::constant: leaf_loop<shape::constant>(p, ti, vi, m); break;
+                case op::linear: leaf_loop<shape::linear>(p, ti, vi, m); break;
+                case op::cosine: leaf_loop<shape::cosine>(p, ti, vi, m); break;
+                case op::polynomial: leaf_loop<shape::polynomial>(p, ti, vi, m); break;
+                case op::exponential: leaf_loop<shape::exponential>(p, ti, vi, m); break;
+                case op::step: leaf_loop<shape::step>(p, ti, vi, m); break;
+                case op::piecewise_constant: leaf_loop<shape::piecewise_constant>(p, ti, vi, m); break;
+                case op::piecewise_linear: leaf_loop<shape::piecewise_linear>(p, ti, vi, m); break;
+                case op::cyclic: leaf_loop<shape::cyclic>(p, ti, vi, m); break;
+                case op::onecycle: leaf_loop<shape::onecycle>(p, ti, vi, m); break;
+                case op::warm_restarts: leaf_loop<shape::warm_restarts>(p, ti, vi, m); break;
+                case op::inverse_sqrt: leaf_loop<shape::inverse_sqrt>(p, ti, vi, m); break;
+                case op::wsd: leaf_loop<shape::wsd>(p, ti, vi, m); break;
+                case op::plateau: leaf_loop<shape::plateau>(p, ti, vi, m); break;
+                case op::noise: {
+                    const double* vc = val_.data() + ch[0] * block;
+                    for (std::size_t j = 0; j < m; ++j) vi[j] = shape::noise(p, ti[j], vc[j]);
+                    break;
+                }
+                case op::join: {
+                    const std::uint32_t* si = sel_.data() + i * block;
+                    std::uint32_t lo = si[0], hi = si[0];
+                    for (std::size_t j = 1; j < m; ++j) {
+                        lo = si[j] < lo ? si[j] : lo;
+                        hi = si[j] > hi ? si[j] : hi;
+                    }
+                    if (lo == hi) {  // the whole block in one segment (the usual case): a plain copy
+                        const double* vc = val_.data() + ch[lo] * block;
+                        for (std::size_t j = 0; j < m; ++j) vi[j] = vc[j];
+                    } else {
+                        for (std::size_t j = 0; j < m; ++j) vi[j] = val_[ch[si[j]] * block + j];
+                    }
+                    break;
+                }
+                case op::product: {
+                    const double* v0 = val_.data() + ch[0] * block;
+                    for (std::size_t j = 0; j < m; ++j) vi[j] = v0[j];
+                    for (std::uint32_t k = 1; k < nd.n_children; ++k) {
+                        const double* vk = val_.data() + ch[k] * block;
+                        for (std::size_t j = 0; j < m; ++j) vi[j] = vi[j] * vk[j];
+                    }
+                    break;
+                }
+                case op::scale: {
+                    const double* vc = val_.data() + ch[0] * block;
+                    for (std::size_t j = 0; j < m; ++j) vi[j] = p[0] * vc[j];
+                    break;
+                }
+                case op::offset: {
+                    const double* vc = val_.data() + ch[0] * block;
+                    for (std::size_t j = 0; j < m; ++j) vi[j] = vc[j];
+                    break;
+                }
+            }
+        }
+        const double* vr = val_.data() + root * block;
+        for (std::size_t j = 0; j < m; ++j) out[j] = vr[j];
+    }
+};
+
+}  // namespace sched
+}  // namespace fastlr

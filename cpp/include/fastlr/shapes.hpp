@@ -1,0 +1,267 @@
+// Closed-form schedule shapes: pure functions v(t) of the step t, host and device (FASTLR_HD).
+//
+// Each shape reads its parameters from a `const double* p` (its slice of a program's parameter
+// array, layout documented at each function) and is defined for every t >= 0. The host validates
+// parameters when it builds a program (program.hpp); these functions never branch on errors and
+// never convert an out-of-range double to an integer, so a garbage time (an inactive branch of a
+// join, which the host's block loop may evaluate) costs time but is harmless.
+//
+// Conventions shared by the shapes that run over a finite number of steps T:
+//   frac(t, T) = min(t, T) / T, and 1 when T == 0 (a zero-length transition is already complete);
+//   at and past T the shape returns its end value exactly.
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+
+#include "hdmath.hpp"
+
+namespace fastlr {
+namespace shape {
+
+/// Parameter counts, checked by program validation. Variable-length shapes give a formula there.
+enum : std::uint32_t {
+    n_constant = 1,
+    n_linear = 3,
+    n_cosine = 6,
+    n_polynomial = 4,
+    n_exponential = 6,
+    n_step = 3,
+    n_cyclic = 6,
+    n_onecycle = 7,
+    n_warm_restarts = 7,
+    n_inverse_sqrt = 2,
+    n_wsd = 8,
+    n_plateau = 1,
+    n_noise = 6,
+};
+
+/// constant: [value]
+FASTLR_HD inline double constant(const double* p, double) { return p[0]; }
+
+/// linear: [init, end, T]      v = init + (end - init) * t / T for t < T, else end
+/// (optax.linear_schedule; torch LinearLR's closed form with init = base * start_factor).
+FASTLR_HD inline double linear(const double* p, double t) {
+    const double init = p[0], end = p[1], T = p[2];
+    return t < T ? init + (end - init) * (t / T) : end;
+}
+
+/// cosine: [init, end, T, k_decay, cycles, mode]
+///   x = t / T, clamped to 1 in mode 0 (and 1 when T == 0); q = x ** k_decay
+///   modes 0 and 1:  v = end + (init - end) * 0.5 * (1 + cos(2 pi cycles q))
+///   mode 2:         v = end + (init - end) * 0.5 * (1 + cos(pi ((cycles q) mod 1))) for x < 1, else end
+/// cycles = 0.5 is the usual half-period decay (optax.cosine_decay_schedule with alpha = end / init,
+/// torch CosineAnnealingLR's closed form, timm's k_decay). Mode 1 keeps oscillating past T, and
+/// mode 2 restarts `cycles` times within T: Hugging Face's cosine (num_cycles = cycles) and
+/// cosine_with_restarts. With cycles == 0.5 a mode-0 cosine is exactly end from T on
+/// (cos_pi(1) == -1 exactly).
+FASTLR_HD inline double cosine(const double* p, double t) {
+    const double init = p[0], end = p[1], T = p[2], k = p[3], cycles = p[4], mode = p[5];
+    const double r = t / T;
+    const double x = !(T > 0.0) ? 1.0 : (mode == 1.0 ? r : hd::min(r, 1.0));
+    const double q = k == 1.0 ? x : ::pow(x, k);
+    const double arg = mode == 2.0 ? ::fmod(cycles * q, 1.0) : (2.0 * cycles) * q;
+    const double v = end + (init - end) * (0.5 * (1.0 + hd::cos_pi(arg)));
+    return mode == 2.0 && !(x < 1.0) ? end : v;
+}
+
+/// polynomial: [init, end, T, power]   v = end + (init - end) * (1 - t / T) ** power for t < T, else end
+/// (optax.polynomial_schedule; torch PolynomialLR's closed form with end = 0).
+FASTLR_HD inline double polynomial(const double* p, double t) {
+    const double init = p[0], end = p[1], T = p[2], power = p[3];
+    if (!(t < T)) return end;
+    const double r = 1.0 - t / T;
+    return end + (init - end) * (power == 1.0 ? r : ::pow(r, power));
+}
+
+/// exponential: [init, rate, T, staircase, end, has_end]
+///   e = t / T (floor(t / T) if staircase);  v = init * rate ** e,
+///   bounded below by end when rate < 1 and above when rate > 1 if has_end (optax.exponential_decay;
+///   torch ExponentialLR's closed form with T = 1).
+FASTLR_HD inline double exponential(const double* p, double t) {
+    const double init = p[0], rate = p[1], T = p[2], end = p[4];
+    double e = t / T;
+    if (p[3] != 0.0) e = ::floor(e);
+    double v = init * ::pow(rate, e);
+    if (p[5] != 0.0) v = rate < 1.0 ? hd::max(v, end) : hd::min(v, end);
+    return v;
+}
+
+/// step: [init, gamma, size]   v = init * gamma ** floor(t / size)   (torch StepLR's closed form)
+FASTLR_HD inline double step(const double* p, double t) {
+    return p[0] * ::pow(p[1], ::floor(t / p[2]));
+}
+
+/// Number of the n ascending values b[0..n) that are <= t (bisect_right).
+FASTLR_HD inline std::uint32_t count_le(const double* b, std::uint32_t n, double t) {
+    std::uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        const std::uint32_t mid = lo + (hi - lo) / 2;
+        if (b[mid] <= t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/// piecewise_constant: [n, b_1..b_n, v_0..v_n]   v = v_j, j = #{i : b_i <= t}
+/// (torch MultiStepLR's closed form and optax.piecewise_constant_schedule, as values).
+FASTLR_HD inline double piecewise_constant(const double* p, double t) {
+    const std::uint32_t n = static_cast<std::uint32_t>(p[0]);
+    return p[1 + n + count_le(p + 1, n, t)];
+}
+
+/// piecewise_linear: [n, t_1..t_n, v_1..v_n] (n >= 1, t_i non-decreasing): linear interpolation
+/// between the points, v_1 before t_1 and v_n from t_n on; at a repeated t_i the later value holds.
+FASTLR_HD inline double piecewise_linear(const double* p, double t) {
+    const std::uint32_t n = static_cast<std::uint32_t>(p[0]);
+    const double* ts = p + 1;
+    const double* vs = p + 1 + n;
+    const std::uint32_t j = count_le(ts, n, t);
+    if (j == 0) return vs[0];
+    if (j == n) return vs[n - 1];
+    const double t0 = ts[j - 1], t1 = ts[j], v0 = vs[j - 1], v1 = vs[j];
+    return v0 + (v1 - v0) * ((t - t0) / (t1 - t0));
+}
+
+/// cyclic: [base, max, up, down, mode, gamma] with mode 0 triangular, 1 triangular2, 2 exp_range.
+/// torch CyclicLR.get_lr in torch's operation order:
+///   total = up + down; ratio = up / total; cycle = floor(1 + t / total); x = 1 + t / total - cycle
+///   s = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+///   v = base + (max - base) * s * scale,  scale = 1 | 1 / 2 ** (cycle - 1) | gamma ** t
+FASTLR_HD inline double cyclic(const double* p, double t) {
+    const double base = p[0], top = p[1], up = p[2], down = p[3], mode = p[4], gamma = p[5];
+    const double total = up + down;
+    const double ratio = up / total;
+    const double cycle = ::floor(1.0 + t / total);
+    const double x = (1.0 + t / total) - cycle;
+    const double s = x <= ratio ? x / ratio : (x - 1.0) / (ratio - 1.0);
+    double scale = 1.0;
+    if (mode == 1.0) scale = 1.0 / ::pow(2.0, cycle - 1.0);
+    else if (mode == 2.0) scale = ::pow(gamma, t);
+    return base + ((top - base) * s) * scale;
+}
+
+/// One phase of OneCycleLR: anneal from a to b at fraction f (cos, or linear when lin).
+FASTLR_HD inline double onecycle_anneal(double a, double b, double f, bool lin) {
+    if (lin) return (b - a) * f + a;
+    return b + ((a - b) / 2.0) * (hd::cos_pi(f) + 1.0);
+}
+
+/// onecycle: [max, total, pct_start, div_factor, final_div_factor, three_phase, linear]
+/// torch OneCycleLR.get_lr: initial = max / div, min = initial / final_div, phase ends
+/// e1 = pct * total - 1, (e2 = 2 * pct * total - 2,) last = total - 1; inside a phase [s, e],
+/// v = anneal(start, end, (t - s) / (e - s)). Unlike torch (which extrapolates once at t = total and
+/// raises after), the schedule holds its final value, min, from t = total - 1 on.
+FASTLR_HD inline double onecycle(const double* p, double t) {
+    const double top = p[0], total = p[1], pct = p[2];
+    const bool three = p[5] != 0.0, lin = p[6] != 0.0;
+    const double initial = top / p[3];
+    const double low = initial / p[4];
+    const double last = total - 1.0;
+    t = hd::min(t, last);
+    const double e1 = pct * total - 1.0;
+    double s = 0.0, e, a, b;
+    if (t <= e1) {
+        e = e1; a = initial; b = top;
+    } else if (three && t <= 2.0 * pct * total - 2.0) {
+        s = e1; e = 2.0 * pct * total - 2.0; a = top; b = initial;
+    } else {
+        s = three ? 2.0 * pct * total - 2.0 : e1;
+        e = last; a = three ? initial : top; b = low;
+    }
+    const double f = e != s ? (t - s) / (e - s) : 1.0;
+    return onecycle_anneal(a, b, f, lin);
+}
+
+/// warm_restarts: [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay]  (SGDR)
+/// Cycle i starts at S_i = T0 * (t_mult**i - 1) / (t_mult - 1) (T0 * i when t_mult == 1) and lasts
+/// T_i = T0 * t_mult**i. Inside cycle i (i < cycle_limit; cycle_limit may be +inf):
+///   v = min + 0.5 * (max * cycle_decay**i - min) * (1 + cos(pi * ((t - S_i) / T_i) ** k_decay)),
+/// and min from the end of cycle cycle_limit - 1 on (timm CosineLRScheduler; torch
+/// CosineAnnealingWarmRestarts with integer T_mult). The cycle index from the logarithm is corrected
+/// against the cycle starts, so a restart lands exactly on its step (torch's int(log) can miss one).
+FASTLR_HD inline double warm_restarts(const double* p, double t) {
+    const double top = p[0], low = p[1], T0 = p[2], m = p[3], decay = p[4], limit = p[5], k = p[6];
+    double i, start, len;
+    if (m == 1.0) {
+        i = ::floor(t / T0);
+        start = T0 * i;
+        if (start > t) { i -= 1.0; start = T0 * i; }
+        else if (T0 * (i + 1.0) <= t) { i += 1.0; start = T0 * i; }
+        len = T0;
+    } else {
+        i = ::floor(::log(1.0 + t / T0 * (m - 1.0)) / ::log(m));
+        if (!(i >= 0.0)) i = 0.0;
+        // At most a step or two of correction, bounded for safety.
+        for (int r = 0; r < 4; ++r) {
+            if (T0 * (::pow(m, i) - 1.0) / (m - 1.0) > t && i > 0.0) i -= 1.0;
+            else if (T0 * (::pow(m, i + 1.0) - 1.0) / (m - 1.0) <= t) i += 1.0;
+            else break;
+        }
+        start = T0 * (::pow(m, i) - 1.0) / (m - 1.0);
+        len = T0 * ::pow(m, i);
+    }
+    if (!(i < limit)) return low;
+    const double x = (t - start) / len;
+    const double q = k == 1.0 ? x : ::pow(x, k);
+    const double peak = decay == 1.0 ? top : top * ::pow(decay, i);
+    return low + (0.5 * (peak - low)) * (1.0 + hd::cos_pi(q));
+}
+
+/// inverse_sqrt: [init, timescale]   v = init / sqrt((t + timescale) / timescale)
+/// (Hugging Face's inverse_sqrt after warm-up, with t counted from the end of the warm-up).
+FASTLR_HD inline double inverse_sqrt(const double* p, double t) {
+    return p[0] / ::sqrt((t + p[1]) / p[1]);
+}
+
+/// Warm-up coefficient w(f), f in [0, 1): 0 linear, 1 cosine, 2 1-sqrt.
+FASTLR_HD inline double wsd_warmup(double kind, double f) {
+    if (kind == 1.0) return 0.5 * (1.0 - hd::cos_pi(f));
+    if (kind == 2.0) return 1.0 - ::sqrt(1.0 - f);
+    return f;
+}
+
+/// Decay coefficient c(f), f in [0, 1): 0 linear 1 - f, 1 cosine, 2 1-sqrt (Megatron minus_sqrt),
+/// 3 exponential (Megatron: 2 * 0.5**f - 1).
+FASTLR_HD inline double wsd_decay(double kind, double f) {
+    if (kind == 1.0) return 0.5 * (1.0 + hd::cos_pi(f));
+    if (kind == 2.0) return 1.0 - ::sqrt(f);
+    if (kind == 3.0) return 2.0 * ::pow(0.5, f) - 1.0;
+    return 1.0 - f;
+}
+
+/// wsd: [init, peak, end, W, S, D, warmup_kind, decay_kind]  (warmup-stable-decay)
+///   t < W:           init + (peak - init) * w(t / W)
+///   t < W + S:       peak
+///   t < W + S + D:   end + (peak - end) * c((t - W - S) / D)
+///   otherwise:       end
+FASTLR_HD inline double wsd(const double* p, double t) {
+    const double init = p[0], peak = p[1], end = p[2], W = p[3], S = p[4], D = p[5];
+    if (t < W) return init + (peak - init) * wsd_warmup(p[6], t / W);
+    const double ds = W + S;
+    if (t < ds) return peak;
+    if (t < ds + D) return end + (peak - end) * wsd_decay(p[7], (t - ds) / D);
+    return end;
+}
+
+/// plateau: [value]. The value is written by the host-side ReduceLROnPlateau state machine.
+FASTLR_HD inline double plateau(const double* p, double) { return p[0]; }
+
+/// noise: [pct, std, seed, normal, start, end] applied to a child's value v (timm's noise):
+///   start <= t < end:  v + v * n, n = std * z (z standard normal, |std * z| < pct) if normal,
+///                      else n = 2 * (u - 0.5) * pct (u uniform); drawn from (seed, floor(t)).
+FASTLR_HD inline double noise(const double* p, double t, double v) {
+    if (!(t >= p[4] && t < p[5])) return v;
+    const double step_d = ::floor(t);
+    // t is validated finite and >= 0 on the host; the guard keeps the conversion defined regardless.
+    const std::uint64_t step = step_d >= 0.0 && step_d < 1.8e19 ? static_cast<std::uint64_t>(step_d) : 0;
+    const std::uint64_t seed = static_cast<std::uint64_t>(p[2]);
+    double n;
+    if (p[3] != 0.0) n = p[1] * hd::truncated_normal(seed, step, p[0] / p[1]);
+    else n = 2.0 * (hd::uniform(seed, step, 0) - 0.5) * p[0];
+    return v + v * n;
+}
+
+}  // namespace shape
+}  // namespace fastlr

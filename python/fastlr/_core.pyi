@@ -1,0 +1,60 @@
+# Hand-written stubs for fastlr._core (the compiled engine; private: use the fastlr package).
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+# -- drop-in schedulers' fast path (cpp/bindings/register_scheduler.cpp) ---------------------------
+
+class Engine:
+    """Per-scheduler state of fastlr's C++ fast path."""
+
+    def __init__(self, kind: int) -> None: ...
+    @property
+    def kind(self) -> int: ...
+    @property
+    def handled(self) -> int: ...
+    @property
+    def deferred(self) -> int: ...
+
+def update(scheduler: object, epoch: object = None) -> bool: ...
+def _install(base: type, engine_slot: Any, counter_type: type, update_group: Any, val_list: Any) -> None: ...
+
+# -- CPython-semantics arithmetic, for tests (cpp/bindings/register_pymath.cpp) ---------------------
+
+def _pymath(op: str, a: int | float, b: int | float | None = None) -> int | float | str: ...
+
+# -- schedule programs (cpp/bindings/register_schedules.cpp, cpp/include/fastlr/program.hpp) -------
+
+SCHEDULE_MAX_NODES: int
+"""The most nodes one program may have."""
+
+NodeSpec = tuple[int, Sequence[float], Sequence[int]]
+"""(node kind, parameters, child indices); see the `op` enum in program.hpp."""
+
+class Program:
+    """A validated schedule program: nodes in post-order (children first), the root last."""
+
+    def __init__(self, nodes: Sequence[NodeSpec]) -> None:
+        """Build and validate; raises ValueError naming the bad node or parameter."""
+    def __call__(self, t: float) -> float:
+        """The value at step t (finite, in [0, 2**53]; else ValueError)."""
+    def at(self, steps: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """The values at an array of steps, same shape (computed with the GIL released)."""
+    def table(self, n: int, start: float = 0.0) -> npt.NDArray[np.float64]:
+        """The values at steps start, ..., start + n - 1 (computed with the GIL released)."""
+    def active(self, t: float) -> list[bool]:
+        """Which nodes are evaluated at step t."""
+    def set_plateau(self, index: int, value: float) -> None:
+        """Write the current value of plateau node `index` (IndexError if it is not one)."""
+    @property
+    def nodes(self) -> list[tuple[int, list[float], list[int]]]: ...
+    def buffers(self) -> tuple[bytes, bytes, bytes]:
+        """The raw (nodes, children, params) arrays in program.hpp's layout, for the device."""
+    def __len__(self) -> int: ...
+
+def schedule_eval_many(programs: Sequence[Program], t: float) -> list[float]:
+    """Each program at step t, in one call."""

@@ -1,0 +1,242 @@
+"""Schedules by name: Hugging Face's ``get_scheduler`` names with their formulas, and fastlr's own.
+
+Each name builds a schedule of *multipliers* of the base learning rate (as Hugging Face's
+``LambdaLR`` lambdas are). The Hugging Face formulas, from ``transformers.optimization``, with
+``W = num_warmup_steps``, ``T = num_training_steps``, ``u = t - W``:
+
+* warm-up (every name but constant and reduce_lr_on_plateau): ``t / max(1, W)`` for ``t < W``;
+* ``linear``: ``max(0, (T - t) / max(1, T - W))``;
+* ``cosine``: ``0.5 * (1 + cos(pi * num_cycles * 2 * u / max(1, T - W)))`` (continues past ``T``);
+* ``cosine_with_restarts``: ``p = u / max(1, T - W)``; 0 if ``p >= 1``, else
+  ``0.5 * (1 + cos(pi * ((num_cycles * p) % 1)))``;
+* ``polynomial``: ``((lr_init - lr_end) * (1 - u / (T - W)) ** power + lr_end) / lr_init``,
+  ``lr_end / lr_init`` past ``T``;
+* ``constant``: 1; ``constant_with_warmup``: 1 after the warm-up;
+* ``inverse_sqrt``: ``1 / sqrt((u + timescale) / timescale)``, ``timescale = W or 10000``;
+* ``cosine_with_min_lr``: ``r + (1 - r) * 0.5 * (1 + cos(pi * num_cycles * 2 * p))``, ``r`` =
+  ``min_lr_rate`` or ``min_lr / lr_init``;
+* ``warmup_stable_decay``: see :func:`fastlr.schedules.wsd` (warm-up from ``min_lr_ratio``);
+* ``reduce_lr_on_plateau``: a :func:`fastlr.schedules.plateau` node.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+from . import schedules as S
+
+Schedule = S.Schedule
+
+
+def _need(name: str, what: str, value: Any) -> Any:
+    if value is None:
+        raise ValueError(f"{name} requires `{what}`, please provide that argument.")
+    return value
+
+
+def _count(what: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{what} must be an int, got {type(v).__name__} {v!r}")
+    if v < 0:
+        raise ValueError(f"{what} must be >= 0, got {v}")
+    return v
+
+
+def _no_extra(name: str, kw: dict[str, Any]) -> None:
+    if kw:
+        raise TypeError(f"{name} got unexpected keyword arguments {sorted(kw)}")
+
+
+def _hf_warmup(after: Schedule, w: int) -> Schedule:
+    """Hugging Face's warm-up, t / max(1, W) for t < W, then `after` from step W at its step 0."""
+    if w == 0:
+        return after
+    return S.join([S.linear(0.0, 1.0, w), after], [w])
+
+
+def _linear(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    _no_extra(name, kw)
+    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    return _hf_warmup(S.linear(1.0, 0.0, max(t - w, 0)), w)
+
+
+def _cosine(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    cycles = kw.pop("num_cycles", 0.5)
+    _no_extra(name, kw)
+    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    return _hf_warmup(S.cosine(1.0, max(1, t - w), 0.0, cycles=cycles, extrapolate=True), w)
+
+
+def _cosine_restarts(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    cycles = kw.pop("num_cycles", 1)
+    _no_extra(name, kw)
+    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    d = max(1, t - w)
+    body = S.join([S.cosine(1.0, d, 0.0, cycles=cycles, restarts=True), S.constant(0.0)], [d])
+    return _hf_warmup(body, w)
+
+
+def _polynomial(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    lr_end = kw.pop("lr_end", 1e-7)
+    power = kw.pop("power", 1.0)
+    lr_init = kw.pop("lr_init", None)
+    _no_extra(name, kw)
+    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    if lr_init is None:
+        raise ValueError("polynomial needs lr_init, the optimizer's default lr (get_scheduler passes it)")
+    if not lr_init > lr_end:
+        raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
+    body = S.scale(S.polynomial(lr_init, lr_end, max(t - w, 0), power), 1.0 / lr_init)
+    return _hf_warmup(body, w)
+
+
+def _constant(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
+    _no_extra(name, kw)
+    return S.constant(1.0)
+
+
+def _constant_warmup(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    _no_extra(name, kw)
+    return _hf_warmup(S.constant(1.0), w)
+
+
+def _inverse_sqrt(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    timescale = kw.pop("timescale", None)
+    _no_extra(name, kw)
+    if timescale is None:
+        timescale = w or 10_000
+    return _hf_warmup(S.inverse_sqrt(1.0, timescale), w)
+
+
+def _plateau(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
+    return S.plateau(1.0, **kw)
+
+
+def _cosine_min_lr(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    cycles = kw.pop("num_cycles", 0.5)
+    min_lr = kw.pop("min_lr", None)
+    rate = kw.pop("min_lr_rate", None)
+    lr_init = kw.pop("lr_init", None)
+    _no_extra(name, kw)
+    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    if min_lr is not None and rate is not None:
+        raise ValueError("Only one of min_lr or min_lr_rate should be set")
+    if min_lr is not None:
+        if lr_init is None:
+            raise ValueError("cosine_with_min_lr with min_lr needs lr_init, the optimizer's default lr")
+        rate = min_lr / lr_init
+    elif rate is None:
+        raise ValueError("One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs`")
+    return _hf_warmup(S.cosine(1.0, max(1, t - w), rate, cycles=cycles, extrapolate=True), w)
+
+
+def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    decay = kw.pop("num_decay_steps", None)
+    stable = kw.pop("num_stable_steps", None)
+    warmup_type = kw.pop("warmup_type", "linear")
+    decay_type = kw.pop("decay_type", "cosine")
+    ratio = kw.pop("min_lr_ratio", 0.0)
+    cycles = kw.pop("num_cycles", 0.5)
+    _no_extra(name, kw)
+    decay = _count("num_decay_steps", _need(name, "num_decay_steps", decay))
+    if t is None and stable is None:
+        raise ValueError("Either num_training_steps or num_stable_steps must be specified.")
+    if t is not None and stable is not None:
+        warnings.warn("Both num_training_steps and num_stable_steps are specified. num_stable_steps will be used.")
+    if warmup_type not in ("linear", "cosine", "1-sqrt"):
+        raise ValueError(f"Unknown warmup type: {warmup_type}, expected 'linear', 'cosine' or '1-sqrt'")
+    if decay_type not in ("linear", "cosine", "1-sqrt"):
+        raise ValueError(f"Unknown decay type: {decay_type}, expected 'linear', 'cosine' or '1-sqrt'")
+    if cycles != 0.5:
+        raise ValueError(f"warmup_stable_decay supports num_cycles=0.5 only, got {cycles!r}")
+    if stable is None:
+        stable = _count("num_training_steps", t) - w - decay
+        if stable < 0:
+            raise ValueError(f"num_warmup_steps + num_decay_steps ({w} + {decay}) exceed num_training_steps ({t})")
+    return S.wsd(
+        1.0,
+        warmup=w,
+        stable=_count("num_stable_steps", stable),
+        decay=decay,
+        init_value=float(ratio),
+        end_value=float(ratio),
+        warmup_shape=warmup_type,
+        decay_shape=decay_type,
+    )
+
+
+# fastlr's own names: the shape's arguments as keywords, with the base value 1 (a multiplier),
+# num_training_steps as the shape's length and num_warmup_steps as a linear warm-up prefix.
+
+
+def _prefixed(body: Schedule, w: int | None) -> Schedule:
+    return body if not w else S.warmup(body, w)
+
+
+def _own(build: Callable[[int | None, dict[str, Any]], Schedule], needs_total: bool) -> Callable[..., Schedule]:
+    def make(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
+        if needs_total:
+            _need(name, "num_training_steps", t)
+        return _prefixed(build(None if t is None else t - (w or 0), kw), w)
+
+    return make
+
+
+def _wsd_make(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
+    kw = dict(kw)
+    kw.setdefault("warmup", w or 0)
+    if "stable" not in kw and "total" not in kw:
+        kw["total"] = _need(name, "num_training_steps", t)
+    return S.wsd(kw.pop("peak_value", 1.0), **kw)
+
+
+def _positive_total(t: int | None) -> int:
+    if t is None or t <= 0:
+        raise ValueError(f"num_training_steps must exceed num_warmup_steps, got {t} steps after the warm-up")
+    return t
+
+
+NAMES: dict[str, Callable[..., Schedule]] = {
+    # Hugging Face transformers.SchedulerType
+    "linear": _linear,
+    "cosine": _cosine,
+    "cosine_with_restarts": _cosine_restarts,
+    "polynomial": _polynomial,
+    "constant": _constant,
+    "constant_with_warmup": _constant_warmup,
+    "inverse_sqrt": _inverse_sqrt,
+    "reduce_lr_on_plateau": _plateau,
+    "cosine_with_min_lr": _cosine_min_lr,
+    "warmup_stable_decay": _wsd_hf,
+    # fastlr
+    "wsd": _wsd_make,
+    "warmup_cosine": _own(lambda t, kw: S.cosine(1.0, _positive_total(t), **kw), True),
+    "onecycle": _own(lambda t, kw: S.onecycle(1.0, _positive_total(t), **kw), True),
+    "warm_restarts": _own(lambda t, kw: S.warm_restarts(1.0, **kw), False),
+    "cyclic": _own(lambda t, kw: S.cyclic(kw.pop("base_value", 0.0), kw.pop("max_value", 1.0), **kw), False),
+    "exponential": _own(lambda t, kw: S.exponential(1.0, **kw), False),
+    "step": _own(lambda t, kw: S.step(1.0, **kw), False),
+    "multistep": _own(lambda t, kw: S.multistep(1.0, **kw), False),
+}
+
+#: Names whose warm-up argument is optional (Hugging Face raises without it for the others).
+_WARMUP_OPTIONAL = {"constant", "reduce_lr_on_plateau", "wsd", "warmup_cosine", "onecycle", "warm_restarts",
+                    "cyclic", "exponential", "step", "multistep"}
+
+
+def from_name(name: str, num_warmup_steps: int | None = None, num_training_steps: int | None = None, **kwargs: Any) -> Schedule:
+    """See :func:`fastlr.schedules.from_name`."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name.lower()
+    make = NAMES.get(key)
+    if make is None:
+        raise ValueError(f"{name!r} is not a valid schedule name; choose one of {sorted(NAMES)}")
+    if key not in _WARMUP_OPTIONAL:
+        _need(name, "num_warmup_steps", num_warmup_steps)
+    w = None if num_warmup_steps is None else _count("num_warmup_steps", num_warmup_steps)
+    if num_training_steps is not None:
+        _count("num_training_steps", num_training_steps)
+    return make(key, w, num_training_steps, dict(kwargs))
+

@@ -1,0 +1,307 @@
+"""``ScheduledLR``: drive a torch optimizer with :mod:`fastlr.schedules`, and ``get_scheduler``.
+
+Imports torch (through :mod:`fastlr.lr_scheduler`); :mod:`fastlr.schedules` itself never does.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from torch import Tensor
+from torch.optim import Optimizer
+from torch.optim import lr_scheduler as _tls
+
+from . import _core
+from . import schedules as S
+from .lr_scheduler import LRScheduler
+
+__all__ = ["ScheduledLR", "get_scheduler"]
+
+ScheduleArg = Union[S.Schedule, Sequence[S.Schedule]]
+
+_MODES = ("multiplier", "absolute")
+
+
+def _per_group(what: str, arg: Any, n: int) -> list[S.Schedule]:
+    if isinstance(arg, S.Schedule):
+        return [arg] * n
+    if isinstance(arg, (str, bytes)) or not isinstance(arg, Sequence):
+        raise TypeError(f"{what} must be a fastlr schedule or a list of them (one per param group), got {type(arg).__name__}")
+    if len(arg) != n:
+        raise ValueError(f"expected {n} {what}s (one per param group), got {len(arg)}")
+    for i, s in enumerate(arg):
+        if not isinstance(s, S.Schedule):
+            raise TypeError(f"{what}[{i}] must be a fastlr schedule, got {type(s).__name__}")
+    return list(arg)
+
+
+class _Track:
+    """The schedules of one param-group key: distinct schedules, and which one each group uses."""
+
+    __slots__ = ("unique", "index", "programs", "stateful", "single")
+
+    def __init__(self, per_group: list[S.Schedule]) -> None:
+        self.unique: list[S.Schedule] = []
+        self.index: list[int] = []
+        seen: dict[int, int] = {}
+        for s in per_group:
+            k = seen.setdefault(id(s), len(self.unique))
+            if k == len(self.unique):
+                self.unique.append(s)
+            self.index.append(k)
+        self.programs = [s._program for s in self.unique]
+        self.stateful = any(s.plateaus for s in self.unique)
+        self.single = len(self.unique) == 1
+
+    def values(self, t: int) -> list[float]:
+        if self.stateful:
+            for s in self.unique:
+                s._sync()  # write the plateaus' current values into the programs
+        vals = _core.schedule_eval_many(self.programs, float(t))
+        if self.single:
+            return vals * len(self.index)
+        return [vals[k] for k in self.index]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"schedules": [s.to_dict() for s in self.unique], "index": list(self.index)}
+
+    @classmethod
+    def from_state(cls, st: Mapping[str, Any]) -> _Track:
+        unique = [S.from_dict(d) for d in st["schedules"]]
+        return cls([unique[k] for k in st["index"]])
+
+
+class ScheduledLR(LRScheduler):
+    """Set each param group's learning rate from a :mod:`fastlr.schedules` schedule.
+
+    ``lr_i(t) = base_lr_i * s_i(t)`` (``mode="multiplier"``, the default, as ``LambdaLR``; the base
+    is the group's ``initial_lr``) or ``lr_i(t) = s_i(t)`` (``mode="absolute"``), where ``t`` is
+    ``last_epoch`` and ``s_i`` is ``schedule``, or ``schedule[i]`` when a list (one per group) is
+    given. Every value is the schedule's closed form at ``t``, so :meth:`seek` jumps to any step in
+    O(1), and ``step(epoch)`` is exact.
+
+    Optional schedules for other hyperparameters, evaluated at the same step:
+
+    * ``momentum``: absolute values written to ``group["momentum"]``, or to ``betas[0]`` for
+      optimizers with betas (Adam and friends), as ``CyclicLR`` / ``OneCycleLR`` do;
+    * ``weight_decay``: following ``mode``, as a multiple of the group's initial weight decay
+      (kept in ``group["initial_weight_decay"]``) or absolute.
+
+    Schedules with :func:`~fastlr.schedules.plateau` nodes take metrics: ``step(metrics)`` feeds the
+    metric (measured at the current step) to the plateaus active at the current step, then advances.
+
+    ``state_dict()`` holds the schedules' ``to_dict()`` (JSON-safe; it also loads with
+    ``torch.load(weights_only=True)``), so a run's config and its plateau state reproduce.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: ScheduleArg,
+        *,
+        mode: str = "multiplier",
+        momentum: ScheduleArg | None = None,
+        weight_decay: ScheduleArg | None = None,
+        last_epoch: int = -1,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
+        if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
+            raise ValueError(f"last_epoch must be an int >= -1, got {last_epoch!r}")
+        n = len(optimizer.param_groups)
+        self.mode = mode
+        self._fastlr_lr = _Track(_per_group("schedule", schedule, n))
+        self._fastlr_momentum: _Track | None = None
+        self._fastlr_wd: _Track | None = None
+        self.momentum_key: str | None = None
+        if momentum is not None:
+            if "momentum" in optimizer.defaults:
+                self.momentum_key = "momentum"
+            elif "betas" in optimizer.defaults:
+                self.momentum_key = "betas"
+            else:
+                raise ValueError("optimizer must support momentum or beta1 to schedule momentum")
+            self._fastlr_momentum = _Track(_per_group("momentum schedule", momentum, n))
+        if weight_decay is not None:
+            if "weight_decay" not in optimizer.defaults:
+                raise ValueError("optimizer has no weight_decay to schedule")
+            self._fastlr_wd = _Track(_per_group("weight_decay schedule", weight_decay, n))
+            for g in optimizer.param_groups:
+                if last_epoch == -1:
+                    g.setdefault("initial_weight_decay", g["weight_decay"])
+                elif "initial_weight_decay" not in g:
+                    raise KeyError("param 'initial_weight_decay' is not specified in param_groups when resuming")
+        super().__init__(optimizer, last_epoch)
+
+    # -- schedules -----------------------------------------------------------------------------------
+
+    @property
+    def schedules(self) -> list[S.Schedule]:
+        """The lr schedule of each param group."""
+        return [self._fastlr_lr.unique[k] for k in self._fastlr_lr.index]
+
+    def _tracks(self) -> list[_Track]:
+        return [t for t in (self._fastlr_lr, self._fastlr_momentum, self._fastlr_wd) if t is not None]
+
+    @property
+    def has_plateau(self) -> bool:
+        """Whether any schedule has a metric-driven plateau node (then ``step`` takes metrics)."""
+        return any(s.plateaus for t in self._tracks() for s in t.unique)
+
+    # -- values --------------------------------------------------------------------------------------
+
+    def _lr_values(self, t: int) -> list[float]:
+        vals = self._fastlr_lr.values(t)
+        if self.mode == "multiplier":
+            return [base * v for base, v in zip(self.base_lrs, vals)]
+        return vals
+
+    def get_lr(self) -> list[float]:  # type: ignore[override]
+        """The schedules' values at ``last_epoch`` (their closed form)."""
+        return self._lr_values(self.last_epoch)
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return self._lr_values(self.last_epoch)
+
+    def _write(self, key: str, values: list[float]) -> None:
+        """Write one value per param group under ``key``. The hook for tensor-lr and capturable
+        paths: this float path assigns floats (tensor values are filled in place, as torch does)."""
+        for g, v in zip(self.optimizer.param_groups, values):
+            if isinstance(g[key], Tensor):
+                g[key].fill_(v)
+            else:
+                g[key] = v
+
+    def _apply(self, t: int) -> None:
+        self._write("lr", self._lr_values(t))
+        if self._fastlr_momentum is not None:
+            ms = self._fastlr_momentum.values(t)
+            if self.momentum_key == "betas":
+                for g, m in zip(self.optimizer.param_groups, ms):
+                    g["betas"] = (m, *g["betas"][1:])
+            else:
+                self._write("momentum", ms)
+        if self._fastlr_wd is not None:
+            ws = self._fastlr_wd.values(t)
+            if self.mode == "multiplier":
+                ws = [g["initial_weight_decay"] * w for g, w in zip(self.optimizer.param_groups, ws)]
+            self._write("weight_decay", ws)
+        self._last_lr = _tls._param_groups_val_list(self.optimizer, "lr")
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) or not epoch >= 0:
+                raise ValueError(f"epoch must be a number >= 0, got {epoch!r}")
+            self.last_epoch = epoch  # type: ignore[assignment]
+        self._apply(self.last_epoch)
+
+    def step(self, metrics: Any = None, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Advance one step (or to ``epoch``). ``metrics`` (a number or a 0-d tensor) is first fed to
+        the plateau nodes active at the current step, as ``ReduceLROnPlateau.step(metrics)``."""
+        if metrics is not None:
+            if not self.has_plateau:
+                raise TypeError(
+                    "step(metrics): this ScheduledLR has no plateau node to take a metric "
+                    "(to jump to a step use seek(step), or pass epoch= by keyword)"
+                )
+            m = float(metrics.item() if hasattr(metrics, "item") else metrics)
+            t = max(self.last_epoch, 0)
+            for track in self._tracks():
+                for s in track.unique:
+                    s.observe(m, t)
+        super().step(epoch)
+
+    def seek(self, step: int) -> None:
+        """Jump to ``step``: set ``last_epoch`` and every group's values, in O(1) (no replay)."""
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"step must be an int >= 0, got {step!r}")
+        self.last_epoch = int(step)
+        self._apply(self.last_epoch)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    _TRACK_KEYS = {"_fastlr_lr": "schedules", "_fastlr_momentum": "momentum_schedules", "_fastlr_wd": "weight_decay_schedules"}
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state (every attribute but the optimizer), with each schedule as its ``to_dict()``."""
+        sd = {}
+        for k, v in self.__dict__.items():
+            if k == "optimizer":
+                continue
+            if k in self._TRACK_KEYS:
+                sd[self._TRACK_KEYS[k]] = None if v is None else v.to_state()
+            else:
+                sd[k] = v
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a :meth:`state_dict`: the schedules are rebuilt from their dicts."""
+        sd = dict(state_dict)
+        for attr, key in self._TRACK_KEYS.items():
+            if key in sd:
+                st = sd.pop(key)
+                tr = None if st is None else _Track.from_state(st)
+                if tr is not None and len(tr.index) != len(self.optimizer.param_groups):
+                    raise ValueError(
+                        f"state dict has {len(tr.index)} {key} for {len(self.optimizer.param_groups)} param groups"
+                    )
+                setattr(self, attr, tr)
+        self.__dict__.update(sd)
+
+    def __repr__(self) -> str:
+        ss = self._fastlr_lr.unique
+        inner = repr(ss[0]) if len(ss) == 1 else f"[{len(self._fastlr_lr.index)} schedules]"
+        return f"ScheduledLR({inner}, mode={self.mode!r}, last_epoch={self.last_epoch})"
+
+
+def get_scheduler(
+    name: str,
+    optimizer: Optimizer,
+    num_warmup_steps: int | None = None,
+    num_training_steps: int | None = None,
+    scheduler_specific_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> ScheduledLR:
+    """Hugging Face's ``transformers.get_scheduler``, as a :class:`ScheduledLR`.
+
+    Same names, arguments and formulas (``linear``, ``cosine``, ``cosine_with_restarts``,
+    ``polynomial``, ``constant``, ``constant_with_warmup``, ``inverse_sqrt``,
+    ``reduce_lr_on_plateau``, ``cosine_with_min_lr``, ``warmup_stable_decay``), plus fastlr's names
+    (:func:`fastlr.schedules.names`). Schedule arguments go in ``scheduler_specific_kwargs`` (as in
+    transformers) or as keywords. Multipliers of each group's initial lr, as Hugging Face's
+    ``LambdaLR``; ``polynomial`` and ``cosine_with_min_lr(min_lr=...)`` read
+    ``optimizer.defaults["lr"]`` as transformers does. ``reduce_lr_on_plateau`` gives one absolute
+    :func:`~fastlr.schedules.plateau` per group (torch ``ReduceLROnPlateau``'s semantics, ``min_lr``
+    a float or one per group); step it with ``scheduler.step(metric)``.
+    """
+    from ._names import NAMES
+
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+    kw = dict(scheduler_specific_kwargs or {})
+    kw.update(kwargs)
+    key = name.lower() if isinstance(name, str) else name
+    if key not in NAMES:
+        raise ValueError(f"{name!r} is not a valid scheduler name; choose one of {sorted(NAMES)}")
+    if key == "reduce_lr_on_plateau":
+        n = len(optimizer.param_groups)
+        min_lr = kw.pop("min_lr", 0.0)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ValueError(f"expected {n} min_lrs, got {len(min_lr)}")
+            mins = list(min_lr)
+        else:
+            mins = [min_lr] * n
+        scheds = [S.plateau(float(g["lr"]), min_lr=m, **kw) for g, m in zip(optimizer.param_groups, mins)]
+        return ScheduledLR(optimizer, scheds, mode="absolute")
+    if key in ("polynomial", "cosine_with_min_lr") and "lr_init" not in kw:
+        kw["lr_init"] = optimizer.defaults["lr"]
+    sched = S.from_name(key, num_warmup_steps, num_training_steps, **kw)
+    return ScheduledLR(optimizer, sched, mode="multiplier")
+

@@ -1,0 +1,295 @@
+"""Tensor learning rates: packed buffers and their device executor (host-driven fused path).
+
+Fused and capturable optimizers and ``torch.compile`` take ``group["lr"]`` as a 0-d tensor. torch's
+schedulers then ``fill_`` every group's tensor, one dispatch per group per step. fastlr instead makes
+each such tensor a 0-d view of one packed buffer per (dtype, device) -- with ``Tensor.set_``, so the
+tensor *object* stays the same one and compiled code or captured graphs holding it see every update --
+and then updates a whole buffer at once:
+
+* CPU buffers: the engine writes the buffer's memory directly (no torch op at all);
+* other devices: one kernel launch (``fastlr._cuda``) or, without it, a short fixed sequence of
+  in-place torch ops on the buffer (`DeviceExecutor`), the same number whatever the group count,
+  never reading a value back to the host.
+
+Values follow fastlr's parity contract: the engine computes each step in float64 exactly as torch
+does for Python floats (bitwise for float64 tensors). float32 buffers carry a float64 shadow, so a
+float32 lr is always the float32 rounding of the exact float64 value, more accurate than torch's own
+float32 recurrence. A value written into a packed tensor by anything else (``group["lr"].fill_(x)``)
+is noticed at the next step and used as the new current lr, as torch would.
+
+Momentum and beta1 (CyclicLR, OneCycleLR) are packed the same way when the group holds them as 0-d
+tensors, so they too keep their identity and ``torch.compile`` does not recompile on every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import _core
+
+__all__ = ["Packed", "pack_groups", "device_apply"]
+
+_PACKABLE = (torch.float32, torch.float64)
+
+#: Route CPU buffers through the device executor too (tests use it to check that the executor and the
+#: engine's direct writes agree bit for bit). Read when groups are packed.
+FORCE_DEVICE_EXECUTOR = False
+
+
+def _packable(value: Any) -> bool:
+    return (
+        isinstance(value, torch.Tensor)
+        and type(value) is torch.Tensor
+        and value.dim() == 0
+        and value.dtype in _PACKABLE
+        and not value.requires_grad
+        and value.layout == torch.strided
+    )
+
+
+class Buffer:
+    """One packed buffer: `data` (the groups' tensors are its elements) and a float64 `shadow` for
+    float32 data. Shared by every scheduler of the optimizer."""
+
+    __slots__ = ("data", "shadow", "members")
+
+    def __init__(self, members: list[tuple[int, torch.Tensor]]) -> None:
+        first = members[0][1]
+        self.members = members
+        with torch.no_grad():
+            self.data = torch.stack([t.detach().clone() for _, t in members]).contiguous()
+            self.shadow = self.data.to(torch.float64) if self.data.dtype == torch.float32 else None
+            storage = self.data.untyped_storage()
+            for j, (_, t) in enumerate(members):
+                # Re-point the group's own tensor object at element j: identity is kept.
+                t.set_(storage, j, (), ())
+        assert all(t.data_ptr() == self.data[j].data_ptr() for j, (_, t) in enumerate(members)), first
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.data.device.type == "cpu"
+
+
+class Packed:
+    """The packed tensors of one key ("lr", "momentum" or beta1 in "betas") over an optimizer's groups.
+
+    `slots[i]` is ``(buffer index, element)`` for a packed group and ``None`` for a group whose value is
+    a Python float. `tensors[i]` is the packed tensor object of group i (the engine checks identity
+    on every step and re-packs when a group's tensor was replaced).
+    """
+
+    def __init__(self, groups: list[dict[str, Any]], key: str) -> None:
+        self.key = key
+        by: dict[tuple[torch.dtype, torch.device], list[tuple[int, torch.Tensor]]] = {}
+        values = [_value_of(g, key) for g in groups]
+        for i, v in enumerate(values):
+            if _packable(v):
+                by.setdefault((v.dtype, v.device), []).append((i, v))
+        self.buffers = [Buffer(m) for m in by.values()]
+        self.slots: list[tuple[int, int] | None] = [None] * len(groups)
+        self.tensors: list[torch.Tensor | None] = [None] * len(groups)
+        for b, buf in enumerate(self.buffers):
+            for j, (i, t) in enumerate(buf.members):
+                self.slots[i] = (b, j)
+                self.tensors[i] = t
+
+    def __bool__(self) -> bool:
+        return bool(self.buffers)
+
+    def covers(self, groups: list[dict[str, Any]]) -> bool:
+        """Whether this packing is still exactly the groups' packable tensors, in place."""
+        if len(groups) != len(self.slots):
+            return False
+        for i, g in enumerate(groups):
+            v = _value_of(g, self.key)
+            t = self.tensors[i]
+            if t is None:
+                if _packable(v):
+                    return False
+            elif v is not t:
+                return False
+        for b in self.buffers:
+            base = b.data.data_ptr()
+            size = b.data.element_size()
+            for j, (_, t) in enumerate(b.members):
+                if t.data_ptr() != base + j * size:
+                    return False
+        return True
+
+    def engine_layout(self) -> tuple[list[Any], list[Any], list[torch.Tensor]]:
+        """What an engine reads once: per group (buffer, element) or -1; per buffer (data pointer,
+        dtype code, is_cpu, shadow pointer or 0, snapshot pointer, size); and the engine's own
+        snapshot buffers (the values of its last step, for ``get_last_lr()``: two schedulers of one
+        optimizer share the buffers but not their snapshots)."""
+        groups = [(-1, -1) if s is None else s for s in self.slots]
+        snaps = [b.data.clone() for b in self.buffers]
+        bufs = [
+            (
+                b.data.data_ptr(),
+                0 if b.data.dtype == torch.float32 else 1,
+                b.is_cpu and not FORCE_DEVICE_EXECUTOR,
+                0 if b.shadow is None else b.shadow.data_ptr(),
+                snap.data_ptr(),
+                b.data.numel(),
+            )
+            for b, snap in zip(self.buffers, snaps)
+        ]
+        return groups, bufs, snaps
+
+    def last_values(self, snaps: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        """Per group, a fresh tensor holding its value in `snaps` (None for float groups)."""
+        out: list[torch.Tensor | None] = [None] * len(self.slots)
+        for b, snap in zip(self.buffers, snaps):
+            for j, (i, _) in enumerate(b.members):
+                out[i] = snap[j].clone()
+        return out
+
+
+def _value_of(group: dict[str, Any], key: str) -> Any:
+    if key == "beta1":
+        betas = group.get("betas")
+        return betas[0] if isinstance(betas, tuple) and betas else None
+    return group.get(key)
+
+
+def describe(value: Any) -> tuple[int, int, float] | None:
+    """How the engine reads a 0-d float tensor in a list such as ``base_lrs``: ``(data pointer, 0 or 1,
+    0.0)`` for a float32/float64 CPU tensor (read from memory on every step), ``(0, 2, value)`` for
+    one on another device (its value, read once now). None for anything else."""
+    if not isinstance(value, torch.Tensor) or value.dim() != 0 or value.dtype not in _PACKABLE:
+        return None
+    if value.device.type == "cpu" and not value.requires_grad:
+        return (value.data_ptr(), 0 if value.dtype == torch.float32 else 1, 0.0)
+    return (0, 2, float(value.detach()))
+
+
+def pack_groups(optimizer: torch.optim.Optimizer, key: str) -> Packed | None:
+    """The packed tensors under `key` of the optimizer's groups (None if there are none).
+
+    One packing per optimizer and key, shared by every scheduler of that optimizer (two schedulers on
+    one optimizer write the same buffers), kept in ``optimizer._fastlr_packed``. A packing is reused
+    while it still covers exactly the groups' tensors; otherwise the groups are packed again, and the
+    engines of other schedulers adopt the new packing on their next step.
+    """
+    registry = optimizer.__dict__.setdefault("_fastlr_packed", {})
+    groups = list(optimizer.param_groups)
+    current = registry.get(key)
+    if current is not None and current.covers(groups):
+        return current
+    packed = Packed(groups, key)
+    registry[key] = packed if packed else None
+    return registry[key]
+
+
+class DeviceExecutor:
+    """Applies one engine update to a packed buffer on a device with in-place torch ops.
+
+    Used for buffers off the CPU when ``fastlr._cuda`` is not available (and by the tests on CPU
+    buffers, where it must agree with the engine's direct writes bit for bit). Every op is one
+    IEEE operation per element in torch's evaluation order, so float64 results equal the engine's.
+    """
+
+    # update ops, as in cpp/include/fastlr/update.hpp (enum update::op)
+    KEEP, SCALE, SCALE_EACH, COS_ADD, COS_RATIO, COS_CLOSED, CYCLIC_RISE, CYCLIC_FALL, ANNEAL_COS, ANNEAL_LINEAR, SWA = range(11)
+
+    @staticmethod
+    def apply(buf: Buffer, op: int, a: float, b: float, x: torch.Tensor | None, y: torch.Tensor | None) -> None:
+        """``buf.data[i] = eval(op, x_i, y_i)`` for every element; x None means the current lr."""
+        with torch.no_grad():
+            data, shadow = buf.data, buf.shadow
+            if shadow is not None:
+                # Continue from the exact value unless the float32 value was edited since.
+                edited = data != shadow.to(torch.float32)
+                cur = torch.where(edited, data.to(torch.float64), shadow)
+            else:
+                cur = data
+            xv = cur if x is None else x
+            out = DeviceExecutor._eval(op, a, b, xv, y)
+            if shadow is not None:
+                shadow.copy_(out)
+            data.copy_(out)
+
+    @staticmethod
+    def _eval(op: int, a: float, b: float, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        E = DeviceExecutor
+        if op == E.KEEP:
+            return x.clone()
+        if op == E.SCALE:
+            return x * a
+        if op == E.SCALE_EACH:
+            return x * y
+        if op == E.COS_ADD:
+            return x + (((y - b) * a) / 2.0)
+        if op == E.COS_RATIO:
+            return ((x - b) * a) + b
+        if op == E.COS_CLOSED:
+            return (((x - b) * a) / 2.0) + b
+        if op == E.CYCLIC_RISE:
+            return x + (((y - x) * a) * b)
+        if op == E.CYCLIC_FALL:
+            return y - (((y - x) * a) * b)
+        if op == E.ANNEAL_COS:
+            return y + (((x - y) / 2.0) * a)
+        if op == E.ANNEAL_LINEAR:
+            return ((y - x) * a) + x
+        if op == E.SWA:
+            prev = y if b == 1 else (x - (y * b)) / (1.0 - b)
+            return (y * a) + (prev * (1.0 - a))
+        raise ValueError(f"unknown update op {op}")
+
+
+try:
+    from . import _cuda
+except ImportError:  # built without a CUDA compiler
+    _cuda = None
+
+# Device operands last uploaded per (buffer, role): reused while their bytes are unchanged (base lrs
+# rarely change; lambda values change every step).
+_uploads: dict[tuple[int, str], tuple[bytes, torch.Tensor]] = {}
+
+
+def _device_operand(buf: Buffer, role: str, raw: bytes | None) -> torch.Tensor | None:
+    if raw is None:
+        return None
+    key = (id(buf), role)
+    hit = _uploads.get(key)
+    if hit is not None and hit[0] == raw and hit[1].device == buf.data.device:
+        return hit[1]
+    host = torch.frombuffer(bytearray(raw), dtype=torch.float64)
+    if buf.data.device.type == "cuda":
+        # Pinned staging from torch's caching host allocator, which keeps the block until the copy
+        # has run: a new upload can never overwrite values a pending copy still reads.
+        dev = host.pin_memory().to(buf.data.device, non_blocking=True)
+    else:
+        dev = host.to(buf.data.device)
+    _uploads[key] = (raw, dev)
+    return dev
+
+
+def device_apply(
+    buf: Buffer, snap: torch.Tensor, op: int, a: float, b: float, x: bytes | None, y: bytes | None
+) -> None:
+    """Apply one engine update to a packed buffer off the CPU (called by the engine, once per buffer
+    per step), then snapshot it for ``get_last_lr()``. One `_cuda` kernel launch when available,
+    otherwise a fixed sequence of in-place torch ops. Never reads a value back to the host."""
+    if op == DeviceExecutor.KEEP:  # nothing to compute: refresh the snapshot only
+        with torch.no_grad():
+            snap.copy_(buf.data)
+        return
+    xd = _device_operand(buf, "x", x)
+    yd = _device_operand(buf, "y", y)
+    data = buf.data
+    if _cuda is not None and data.device.type == "cuda":
+        stream = torch.cuda.current_stream(data.device).cuda_stream
+        _cuda.apply(
+            op, a, b, data.data_ptr(), 0 if data.dtype == torch.float32 else 1,
+            0 if buf.shadow is None else buf.shadow.data_ptr(),
+            0 if xd is None else xd.data_ptr(), 0 if yd is None else yd.data_ptr(),
+            data.numel(), stream,
+        )
+    else:
+        DeviceExecutor.apply(buf, op, a, b, xd, yd)
+    with torch.no_grad():
+        snap.copy_(data)
