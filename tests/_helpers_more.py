@@ -293,3 +293,35 @@ class _TorchNS:
 
 
 TORCH = _TorchNS()
+
+
+def f32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def check_float32_contract(build: Callable[[Any, torch.optim.Optimizer], Any], n_groups: int, n_steps: int,
+                           action: Callable[[Any, int], Any] | None = None, opt: str = "SGD") -> None:
+    """fastlr's float32 tensor lrs against the documented contract (DESIGN.md section 3: "within float32
+    rounding of torch's value; computing in double and rounding once is allowed"): every value is
+    either torch's own float32 value or the float32 rounding of the float64 sequence torch computes on
+    Python floats (started from the float32-rounded lrs), and stays close to torch's float32 value;
+    tensor identity is kept."""
+    act = action or (lambda s, k: s.step())
+    lrs = [f32(x) for x in lrs_for(n_groups)]
+    ref_o = make_opt(n_groups, "float", opt=opt, lrs=lrs)
+    o32, t32 = make_opt(n_groups, "tensor32", opt=opt, lrs=lrs), make_opt(n_groups, "tensor32", opt=opt, lrs=lrs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, s32, st = build(TORCH, ref_o), build(F, o32), build(TORCH, t32)
+        ids = [id(g["lr"]) for g in o32.param_groups]
+        for k in range(n_steps):
+            for s in (ref, s32, st):
+                act(s, k)
+            exact = [f32(float(g["lr"])) for g in ref_o.param_groups]
+            got = [g["lr"].item() for g in o32.param_groups]
+            theirs = [g["lr"].item() for g in t32.param_groups]
+            for a, e, b in zip(got, exact, theirs):
+                assert a == e or a == b, f"step {k}: {a} is neither float32({e}) nor torch's {b}"
+                assert a == b or abs(a - b) <= 1e-4 * max(abs(a), abs(b)), (k, a, b)
+    assert [id(g["lr"]) for g in o32.param_groups] == ids
+    assert all(g["lr"].dtype == torch.float32 for g in o32.param_groups)

@@ -19,7 +19,7 @@ from _helpers_more import (
     make_opt,
     same_outcome,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fastlr import lr_scheduler as F
@@ -211,6 +211,9 @@ def test_fuzz_attributes_and_group_keys(data, cls_idx, group_key):
     value = data.draw(st.sampled_from(GARBAGE), label="value")
     if group_key:
         key = data.draw(st.sampled_from(sorted(k for k in o_t.param_groups[0] if k != "params")), label="key")
+        # A 0-d tensor momentum is packed and kept a tensor by design (DESIGN.md section 4), where torch
+        # assigns a float: that deviation is pinned down by test_parity_cyclic.py::test_tensor_momentum_*.
+        assume(not (key == "momentum" and isinstance(value, torch.Tensor) and value.dim() == 0))
         gi = data.draw(st.integers(0, 2), label="group")
         o_t.param_groups[gi][key] = copy.deepcopy(value)
         o_f.param_groups[gi][key] = copy.deepcopy(value)

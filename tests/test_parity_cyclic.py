@@ -18,13 +18,13 @@ from _helpers_more import (
     Twin,
     assert_engine_deferred,
     assert_engine_did_the_work,
+    check_float32_contract,
     deep_bits,
     lrs_for,
     make_opt,
     reload,
     same_outcome,
 )
-from conftest import f32_ulps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -250,18 +250,51 @@ def test_tensor64_lrs(G, opt_name):
     assert not any(x is g["lr"] for x, g in zip(t.sf.get_last_lr(), t.of.param_groups))
 
 
-def test_tensor32_lrs_within_float32_rounding():
-    o1, o2 = make_opt(3, "tensor32"), make_opt(3, "tensor32")
-    s1 = TORCH.CyclicLR(o1, 0.001, 0.1, step_size_up=9, mode="triangular2")
-    s2 = F.CyclicLR(o2, 0.001, 0.1, step_size_up=9, mode="triangular2")
-    ids = [id(g["lr"]) for g in o2.param_groups]
-    for _ in range(3000):
-        s1.step()
-        s2.step()
-        for g1, g2 in zip(o1.param_groups, o2.param_groups):
-            assert g2["lr"].dtype == torch.float32
-            assert f32_ulps(g1["lr"].item(), g2["lr"].item()) <= 1
-    assert [id(g["lr"]) for g in o2.param_groups] == ids
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_tensor32_lrs_contract(opt_name):
+    """float32 tensor lrs: the float32 rounding of torch's float64 values (see the helper)."""
+
+    def build(mod, opt):
+        return mod.CyclicLR(opt, 0.001, 0.1, step_size_up=9, mode="triangular2")
+
+    check_float32_contract(build, 3, 3000, opt=opt_name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("which", ["CyclicLR", "OneCycleLR"])
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_tensor_momentum_is_kept_a_tensor(which, opt_name, dtype):
+    """Deliberate deviation (DESIGN.md section 4): a group holding its momentum / beta1 as a 0-d tensor
+    keeps that tensor object, updated in place, so compiled steps do not recompile; torch assigns a
+    new Python float every step. Values: the rounding of torch's float to the tensor's dtype; the lrs
+    are bitwise torch's."""
+
+    def build(mod, opt):
+        if which == "CyclicLR":
+            return mod.CyclicLR(opt, 0.001, 0.1, step_size_up=7)
+        return mod.OneCycleLR(opt, 0.1, total_steps=500, three_phase=True)
+
+    o_t, o_f = make_opt(3, opt=opt_name), make_opt(3, opt=opt_name)
+    s_t, s_f = build(TORCH, o_t), build(F, o_f)
+    for g in o_f.param_groups:
+        if opt_name == "SGD":
+            g["momentum"] = torch.tensor(float(g["momentum"]), dtype=dtype)
+        else:
+            g["betas"] = (torch.tensor(float(g["betas"][0]), dtype=dtype), *g["betas"][1:])
+
+    def mom(g):
+        return g["momentum"] if opt_name == "SGD" else g["betas"][0]
+
+    held = [mom(g) for g in o_f.param_groups]
+    for k in range(400):
+        s_t.step()
+        s_f.step()
+        assert deep_bits([g["lr"] for g in o_t.param_groups]) == deep_bits([g["lr"] for g in o_f.param_groups]), k
+        for g_t, g_f, h in zip(o_t.param_groups, o_f.param_groups, held):
+            assert mom(g_f) is h
+            assert type(mom(g_t)) is float
+            assert mom(g_f).item() == torch.tensor(mom(g_t), dtype=dtype).item(), k
+    assert_engine_did_the_work(s_f)
 
 
 def test_tensor_base_lr_on_float_optimizer():

@@ -15,12 +15,12 @@ from _helpers_more import (
     TORCH,
     Twin,
     assert_engine_did_the_work,
+    check_float32_contract,
     deep_bits,
     make_opt,
     reload,
     same_outcome,
 )
-from conftest import f32_ulps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -210,15 +210,9 @@ def test_tensor64_lrs(G):
     assert [id(g["lr"]) for g in t.of.param_groups] == ids
 
 
-def test_tensor32_lrs_within_float32_rounding():
-    o1, o2 = make_opt(3, "tensor32"), make_opt(3, "tensor32")
-    s1 = TORCH.CosineAnnealingWarmRestarts(o1, 7, 2)
-    s2 = F.CosineAnnealingWarmRestarts(o2, 7, 2)
-    for k in range(3000):
-        s1.step(k / 4) if k % 3 else s1.step()
-        s2.step(k / 4) if k % 3 else s2.step()
-        for g1, g2 in zip(o1.param_groups, o2.param_groups):
-            assert f32_ulps(g1["lr"].item(), g2["lr"].item()) <= 1
+def test_tensor32_lrs_contract():
+    """float32 tensor lrs: the float32 rounding of torch's float64 values (see the helper)."""
+    check_float32_contract(cawr(T_0=7, T_mult=2), 3, 3000, action=lambda s, k: s.step(k / 4) if k % 3 else s.step())
 
 
 def test_eta_min_tensor_rejected_like_torch():
