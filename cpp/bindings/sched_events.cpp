@@ -142,6 +142,13 @@ fast plateau_step(Engine*, PyObject* self, PyObject* metrics) {
         !plateau_rule(PyDict_GetItemWithError(d, names.mode), PyDict_GetItemWithError(d, names.threshold_mode),
                       p.is_better))
         return PyErr_Clear(), fast::fallback;
+    // torch assigns `cooldown` itself to cooldown_counter and leaves an untouched cooldown_counter as
+    // it is, so a bool there stays a bool; the engine writes counters back as ints. Left to torch.
+    auto is_bool = [d](PyObject* key) {
+        PyObject* o = PyDict_GetItem(d, key);  // present: dict_num read it above
+        return o && PyBool_Check(o);
+    };
+    if (is_bool(names.cooldown) || is_bool(names.cooldown_counter)) return fast::fallback;
     if (!PyFloat_CheckExact(current.get())) return fast::fallback;  // a float subclass from __float__
     const double cur = PyFloat_AS_DOUBLE(current.get());
     bool improved = false, reduce = false;
