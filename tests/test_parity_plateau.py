@@ -300,3 +300,14 @@ def test_metric_float_called_once_per_step(sub):
         t.do(lambda s, o: s.step(mt if s is t.st else mf))
     assert mt.calls == mf.calls == 4
     assert_engine_did_the_work(t.sf, 4)
+
+
+@pytest.mark.parametrize("attr, value", [("cooldown", True), ("cooldown", False), ("cooldown_counter", False),
+                                         ("cooldown_counter", True), ("patience", True), ("num_bad_epochs", True)])
+def test_bool_counters_keep_their_type(attr, value):
+    """torch assigns `cooldown` itself to cooldown_counter (a bool stays a bool) and leaves an untouched
+    counter as it is."""
+    t = Twin(rlrop(patience=0, cooldown=1), lambda: make_opt(3))
+    t.do(lambda s, o: setattr(s, attr, value))
+    for m in [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]:
+        t.do(lambda s, o: s.step(m))
