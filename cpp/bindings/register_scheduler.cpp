@@ -9,6 +9,7 @@
 
 #include <structmember.h>
 
+#include <algorithm>
 #include <new>
 
 #include "register.hpp"
@@ -128,6 +129,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->holders = new std::vector<std::uint8_t>();
         self->objs = new std::vector<PyObject*>();
         self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
+        self->tgen = new std::vector<unsigned>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -149,6 +151,7 @@ void engine_dealloc(PyObject* o) {
     for (auto& per_key : *self->tcache)
         for (auto& t : per_key.second) Py_CLEAR(t.obj);
     delete self->tcache;
+    delete self->tgen;
     Py_CLEAR(self->scale_ref);
     unpack(self);
     Py_CLEAR(self->last_pending);
@@ -262,6 +265,11 @@ Engine* engine_of(PyObject* self) {
         eng->dict_size = PyDict_GET_SIZE(d.get());
     }
     if (eng->kind == static_cast<int>(kind::none)) return nullptr;
+    eng->tensor_operand = eng->tensor_operand_mom = false;  // per call (see Engine::tensor_operand)
+    if (++eng->call == 0) {  // wrapped: forget every earlier call's marks
+        std::fill(eng->tgen->begin(), eng->tgen->end(), 0u);
+        eng->call = 1;
+    }
     return eng;
 }
 
@@ -513,6 +521,17 @@ bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, doubl
         t.ptr = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(ptr));
         t.code = static_cast<std::uint8_t>(code);
         t.value = value;
+    }
+    const bool mom = key == names.base_momentums || key == names.max_momentums ||
+                     PyUnicode_CompareWithASCIIString(key, "max_momentum") == 0 ||
+                     PyUnicode_CompareWithASCIIString(key, "base_momentum") == 0;
+    (mom ? eng->tensor_operand_mom : eng->tensor_operand) = true;
+    try {
+        const std::size_t k = 2 * si + (mom ? 1 : 0);
+        if (eng->tgen->size() <= k) eng->tgen->resize(k + 1, 0u);
+        (*eng->tgen)[k] = eng->call;
+    } catch (const std::bad_alloc&) {
+        return false;
     }
     if (t.code == 0) out = static_cast<double>(*static_cast<const float*>(t.ptr));
     else if (t.code == 1) out = *static_cast<const double*>(t.ptr);

@@ -130,6 +130,13 @@ fast plateau_step(Engine*, PyObject* self, PyObject* metrics) {
         !plateau_rule(PyDict_GetItemWithError(d, names.mode), PyDict_GetItemWithError(d, names.threshold_mode),
                       p.is_better))
         return PyErr_Clear(), fast::fallback;
+    // torch assigns `cooldown` itself to cooldown_counter and leaves an untouched cooldown_counter as
+    // it is, so a bool there stays a bool; the engine writes counters back as ints. Left to torch.
+    auto is_bool = [d](PyObject* key) {
+        PyObject* o = PyDict_GetItem(d, key);  // present: dict_num read it above
+        return o && PyBool_Check(o);
+    };
+    if (is_bool(names.cooldown) || is_bool(names.cooldown_counter)) return fast::fallback;
     if (!PyFloat_CheckExact(current.get())) return fast::fallback;  // a float subclass from __float__
     const double cur = PyFloat_AS_DOUBLE(current.get());
     bool improved = false, reduce = false;
@@ -204,6 +211,21 @@ bool bisect_right(PyObject* seq, std::int64_t x, Py_ssize_t& out) {
     return true;
 }
 
+/// Whether `member.step()` will be the member's first step after construction (`_step_count == 1`),
+/// where torch's LRScheduler.step may warn about the optimizer.step() order with stacklevel=2. In
+/// torch that warning is attributed to the composite's frame in torch.optim.lr_scheduler (so filters
+/// on that module apply); called from C it would land in the user's frame. Such a step is left to
+/// torch's composite code. Objects without `_step_count` (composites, CAWR never reaches 1) step here.
+bool first_step_may_warn(PyObject* member) {
+    ref sc(PyObject_GetAttr(member, names.step_count));
+    if (!sc) {
+        PyErr_Clear();
+        return false;
+    }
+    std::int64_t v;
+    return !to_counter(sc.get(), v) || v == 1;
+}
+
 }  // namespace
 
 /// SequentialLR.step(): advance last_epoch, pick the member for it, and either restart that member
@@ -227,6 +249,7 @@ fast sequential_step(Engine*, PyObject* self) {
         restart = m == le;
     }
     ref member(ref::incref(PySequence_Fast_ITEMS(scheds)[idx]));
+    if (!restart && first_step_may_warn(member.get())) return fast::fallback;
     ref le_obj(PyLong_FromLongLong(le));
     if (!le_obj || PyDict_SetItem(d.get(), names.last_epoch, le_obj.get()) < 0) return fast::error;
     ref res;
@@ -250,6 +273,10 @@ fast chained_step(Engine*, PyObject* self) {
     ref scheds(ref::incref(PyDict_GetItemWithError(d.get(), names.schedulers)));
     if (!scheds || !(PyList_CheckExact(scheds.get()) || PyTuple_CheckExact(scheds.get()))) return PyErr_Clear(), fast::fallback;
     if (PySequence_Fast_GET_SIZE(scheds.get()) < 1) return fast::fallback;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds.get()); ++i) {
+        ref member(ref::incref(PySequence_Fast_ITEMS(scheds.get())[i]));
+        if (first_step_may_warn(member.get())) return fast::fallback;
+    }
     // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
     // list iterator does.
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds.get()); ++i) {

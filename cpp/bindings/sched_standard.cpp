@@ -565,6 +565,7 @@ static void rollback_groups(PyObject* groups, const double* old, Py_ssize_t upto
 /// dict holding an exact float "lr" (or y_key), the groups already written are restored and nothing
 /// has changed.
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last) {
+    if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
     double* old = eng->out->data();
     PyObject* prev = nullptr;  // the float made for the previous group (borrowed from `last`)
     for (Py_ssize_t i = 0; i < n; ++i) {
@@ -572,7 +573,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         double y = 0.0;
         bool ok = v && PyFloat_CheckExact(v);
-        if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y);
+        if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y) && !eng->tensor_operand;
         if (!ok) {
             PyErr_Clear();
             rollback_groups(groups, old, i);
@@ -630,6 +631,7 @@ bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, doubl
 /// The float executor for plans with momentum or key operands (CyclicLR, OneCycleLR): a first pass
 /// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
 fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
+    if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
     last.reset(PyList_New(n));
@@ -639,14 +641,15 @@ fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         double x, y, cur;
-        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(eng, g, p.lr, i, cur, x, y))
+        if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(eng, g, p.lr, i, cur, x, y) ||
+            eng->tensor_operand || eng->tensor_operand_mom)
             return fast::fallback;
         PyObject* nv = PyFloat_FromDouble(fastlr::eval(p.lr.u, x, y));
         if (!nv) return fast::error;
         PyList_SET_ITEM(last.get(), i, nv);
         if (!p.momentum) continue;
         double mx, my;
-        if (!read_operands(eng, g, p.mom, i, 0.0, mx, my)) return fast::fallback;
+        if (!read_operands(eng, g, p.mom, i, 0.0, mx, my) || eng->tensor_operand_mom) return fast::fallback;
         ref m(PyFloat_FromDouble(fastlr::eval(p.mom.u, mx, my)));
         if (!m) return fast::error;
         if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
@@ -753,6 +756,7 @@ fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& 
         if (swalr && !group_value(eng, g, names.swa_lr, i, y[i])) return fast::fallback;
     }
     if (kd == kind::cosine_annealing_lr && !gather_list(eng, d, names.base_lrs, n, y)) return fast::fallback;
+    if (eng->tensor_operand) return fast::fallback;  // float groups with tensor operands: torch makes tensors
     // The replay: torch's step() k times, each evaluated exactly as a single step is.
     for (; done < k; ++done) {
         const fastlr::step_state st{le + 1, false, sc + 1};

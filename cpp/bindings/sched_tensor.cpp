@@ -308,6 +308,14 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             }
             return fast::fallback;
         }
+        // A tensor operand makes torch's value a tensor, which torch assigns into a group that held a
+        // Python float (the group's lr or momentum becomes a tensor): such a step is torch's.
+        for (Py_ssize_t i = 0; i < n && (eng->tensor_operand || eng->tensor_operand_mom); ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            if ((lr_h[si] == holder::py_float && tensor_operand_at(eng, i, false)) ||
+                (p.momentum && m_h[si] == holder::py_float && tensor_operand_at(eng, i, true)))
+                return fast::fallback;
+        }
         // Allocate everything the writes need (may run the cyclic GC), then re-check the groups.
         ref pending(PyList_New(n));
         ref moms(p.momentum ? PyList_New(n) : nullptr);

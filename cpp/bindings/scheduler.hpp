@@ -149,6 +149,16 @@ struct Engine {
     bool capturable;  // step() runs the Python capturable step (fastlr/_capturable.py)
     unsigned int type_tag;        // the class's tp_version_tag when `kind` was last decided
     Py_ssize_t dict_size;         // and the instance dict's size then (an attribute added may be a hook)
+    // A 0-d tensor operand was read during this call for the lr side (base_lrs, max_lrs, a group key
+    // such as swa_lr or max_lr) or the momentum side (base/max momentum bounds). torch's arithmetic
+    // then yields tensors, which it assigns into groups holding Python floats (that lr or momentum
+    // becomes a tensor): a step that would write a Python float there is left to torch.
+    bool tensor_operand;
+    bool tensor_operand_mom;
+    // The same per group: tgen[2 i] (lr side) and tgen[2 i + 1] (momentum side) hold the `call` in
+    // which a tensor operand was read for group i (`call` advances on every call).
+    unsigned call;
+    std::vector<unsigned>* tgen;
     unsigned long long handled;   // calls done here
     unsigned long long deferred;  // calls left to torch's Python code
     std::vector<double>* x;
@@ -179,6 +189,12 @@ struct Engine {
     PyObject* last_pending;
     bool last_stale;
 };
+
+/// Whether a tensor operand was read in this call for group i's lr (mom false) or momentum (mom true).
+inline bool tensor_operand_at(const Engine* eng, Py_ssize_t i, bool mom) {
+    const std::size_t k = 2 * static_cast<std::size_t>(i) + (mom ? 1 : 0);
+    return k < eng->tgen->size() && (*eng->tgen)[k] == eng->call;
+}
 
 /// Grow the scratch arrays to n (never shrinks). False with MemoryError set on failure.
 bool fit(Engine* e, std::size_t n);

@@ -81,6 +81,8 @@ class Packed:
 
     def __init__(self, groups: list[dict[str, Any]], key: str) -> None:
         self.key = key
+        if key != "lr":
+            _unalias_momentum(groups, key)
         by: dict[tuple[torch.dtype, torch.device], list[tuple[int, torch.Tensor]]] = {}
         values = [_value_of(g, key) for g in groups]
         for i, v in enumerate(values):
@@ -144,6 +146,32 @@ class Packed:
             for j, (i, _) in enumerate(b.members):
                 out[i] = snap[j].clone()
         return out
+
+
+def _unalias_momentum(groups: list[dict[str, Any]], key: str) -> None:
+    """Give each group a momentum (or beta1) tensor of its own before it is packed.
+
+    CyclicLR and OneCycleLR store one tensor object as both ``group["momentum"]`` (or beta1) and
+    ``group["max_momentum"]`` at construction. torch then *assigns* a new momentum object at every
+    step, so the bound never moves; packing writes the momentum in place, which would move the bound
+    (and any other key or group holding the same object) with it. torch's first step replaces that
+    object anyway, so a clone here changes nothing torch keeps, and identity holds from then on.
+    """
+    seen: set[int] = set()
+    for g in groups:
+        v = _value_of(g, key)
+        if not _packable(v):
+            continue
+        shared = id(v) in seen or any(o is v for k, o in g.items() if k not in ("params", "betas", key))
+        seen.add(id(v))
+        if not shared:
+            continue
+        fresh = v.detach().clone()
+        if key == "beta1":
+            g["betas"] = (fresh, *g["betas"][1:])
+        else:
+            g[key] = fresh
+        seen.add(id(fresh))
 
 
 def _value_of(group: dict[str, Any], key: str) -> Any:

@@ -15,16 +15,19 @@ struct swalr_params {
 
 namespace detail {
 /// max(0, min(1, v)) by value (Python may return the int 0 or 1; the value is what matters here).
+/// NaN: min(1, nan) keeps 1, like the comparisons below.
 inline double clamp01(double v) { return v < 1.0 ? (v > 0.0 ? v : 0.0) : 1.0; }
 
 inline errc swalr_alpha(const swalr_params& p, pynum t, double& alpha) {
-    pynum denom = p.anneal_epochs;  // max(1, anneal_epochs)
+    // max(1, anneal_epochs): Python's max keeps the first argument unless a later one compares
+    // greater, so a NaN anneal_epochs (possible after load_state_dict) gives 1.
+    pynum denom = p.anneal_epochs;
     int c;
-    FASTLR_TRY(py_cmp(pynum::of_int(1), denom, c));
-    if (c == 1) denom = pynum::of_int(1);
+    FASTLR_TRY(py_cmp(denom, pynum::of_int(1), c));
+    if (c != 1) denom = pynum::of_int(1);
     double q;
     FASTLR_TRY(py_truediv(t, denom, q));
-    const double tt = std::isnan(q) ? 0.0 : clamp01(q);
+    const double tt = clamp01(q);  // max(0, min(1, q)): a NaN q would give 1, as in Python
     if (p.cosine) {
         double cs;
         FASTLR_TRY(py_cos(py_pi * tt, cs));
