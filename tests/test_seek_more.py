@@ -77,8 +77,6 @@ def test_plateau_has_no_seek():
         F.ReduceLROnPlateau(make_opt(3)).seek(3)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ChainedScheduler.seek reads self.last_epoch, which ChainedScheduler "
-                                       "does not have (AttributeError)")
 def test_chained_seek():
     o = make_opt(3)
     s = F.ChainedScheduler([F.ConstantLR(o, 0.5, 9), F.ExponentialLR(o, 0.999)])
@@ -93,8 +91,6 @@ def test_chained_seek():
     assert group_view(o) == group_view(o_t)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a closed-form seek (OneCycleLR, CyclicLR) past a raising step leaves "
-                                       "last_epoch at the target and the lrs where they were, not 'at the step before'")
 @pytest.mark.parametrize("name, build, target", [
     ("OneCycleLR", lambda m, o: m.OneCycleLR(o, 0.1, total_steps=100), 105),
     ("CyclicLR", lambda m, o: m.CyclicLR(o, [0.01, 0.02, 0.03], 0.1, step_size_up=1, step_size_down=2,

@@ -284,7 +284,10 @@ class LRScheduler(_tls.LRScheduler):
             raise ValueError(f"step must be >= 0, got {step}")
         how = type(self)._fastlr_seek
         if how is None:
-            raise TypeError(f"{type(self).__name__} is driven by metrics and has no seek()")
+            raise TypeError(
+                f"{type(self).__name__} has no seek(): "
+                + ("it is driven by metrics" if "last_epoch" in self.__dict__ else "it has no step counter of its own")
+            )
         current = self.last_epoch
         if step < current:
             if how == "forward":
@@ -293,15 +296,34 @@ class LRScheduler(_tls.LRScheduler):
             current = self.last_epoch
         if how == "closed" and step > current:
             # get_lr depends on the counters only: set them to the step before, then one update.
+            saved = (self.last_epoch, self._step_count)
             self._step_count = step + 1
             self.last_epoch = step - 1
-            self._update_lr()
-            return
+            try:
+                self._update_lr()
+                return
+            except Exception:
+                # Some step on the way raises in torch (OneCycleLR past total_steps, CyclicLR's
+                # triangular2 overflow): find it by stepping, to stop at the step before, as promised.
+                self.last_epoch, self._step_count = saved
         remaining = step - current
         if how in ("replay", "warm_restarts") and type(self)._fastlr_active_kind and remaining:
             remaining -= _core.replay(self, remaining)
         if remaining:
-            _core.step_n(self, remaining)
+            self._fastlr_step_n(remaining)
+
+    def _fastlr_step_n(self, k: int) -> None:
+        """k step() calls in C; if one raises, the scheduler is left at the step before it."""
+        counters = "_step_count" in self.__dict__ and "last_epoch" in self.__dict__
+        try:
+            _core.step_n(self, k)
+        except Exception:
+            # torch's failing step() advanced the counters before raising in get_lr: take them back
+            # (nothing else was written).
+            if counters and type(self)._fastlr_seek != "forward":
+                self._step_count -= 1
+                self.last_epoch -= 1
+            raise
 
     def _fastlr_restart(self) -> None:
         """Back to the state right after construction: lrs from initial_lr, then torch's initial step."""
@@ -516,7 +538,7 @@ class ChainedScheduler(LRScheduler, _tls.ChainedScheduler):
     :class:`torch.optim.lr_scheduler.ChainedScheduler`. Members may be fastlr's or torch's classes."""
 
     _fastlr_kind = _KIND_CHAINED
-    _fastlr_seek = "forward"
+    _fastlr_seek = None  # no step counter of its own: seek its members, or step it
     _fastlr_hooks = ()
 
 
