@@ -152,6 +152,7 @@ void engine_dealloc(PyObject* o) {
         for (auto& t : per_key.second) Py_CLEAR(t.obj);
     delete self->tcache;
     delete self->tgen;
+    Py_CLEAR(self->dict);
     Py_CLEAR(self->scale_ref);
     unpack(self);
     Py_CLEAR(self->last_pending);
@@ -265,6 +266,8 @@ Engine* engine_of(PyObject* self) {
         eng->dict_size = PyDict_GET_SIZE(d.get());
     }
     if (eng->kind == static_cast<int>(kind::none)) return nullptr;
+    // Lent to this call (the protocols read it from here: one lookup per call); call_scope releases it.
+    Py_XSETREF(eng->dict, d.release());
     eng->tensor_operand = eng->tensor_operand_mom = false;  // per call (see Engine::tensor_operand)
     if (++eng->call == 0) {  // wrapped: forget every earlier call's marks
         std::fill(eng->tgen->begin(), eng->tgen->end(), 0u);
@@ -272,6 +275,16 @@ Engine* engine_of(PyObject* self) {
     }
     return eng;
 }
+
+/// Releases the instance dict engine_of lent to the current call: an engine keeps no reference to
+/// it between calls (the engine is not GC-tracked, so holding it would hide reference cycles through
+/// the scheduler, say a lambda that refers to its scheduler, from the collector).
+struct call_scope {
+    Engine* eng;
+    ~call_scope() {
+        if (eng) Py_CLEAR(eng->dict);
+    }
+};
 
 fast count(Engine* eng, fast r) {
     if (r == fast::handled) ++eng->handled;
@@ -316,9 +329,10 @@ bool bind_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObj
 }
 
 fast try_fast_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    ref keep_alive(ref::incref(self));
     Engine* eng = engine_of(self);
     if (!eng) return fast::fallback;
-    ref keep_alive(ref::incref(self));
+    const call_scope scope{eng};
     PyObject* bound[2];
     switch (protocol_of(static_cast<kind>(eng->kind))) {
         case protocol::standard: {
@@ -569,8 +583,8 @@ bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* 
     return true;
 }
 
-fast open_groups(PyObject* self, frame& f) {
-    f.dict.reset(PyObject_GenericGetDict(self, nullptr));
+fast open_groups(PyObject* self, frame& f, Engine* eng) {
+    f.dict.reset(eng && eng->dict ? ref::incref(eng->dict) : PyObject_GenericGetDict(self, nullptr));
     if (!f.dict) {
         PyErr_Clear();
         return fast::fallback;
@@ -665,9 +679,10 @@ void register_scheduler(py::module_& m) {
         "replay",
         [](py::handle self, std::int64_t k) -> std::int64_t {
             if (k < 0) throw py::value_error("replay needs k >= 0");
-            Engine* eng = engine_of(self.ptr());
-            if (!eng || k == 0) return 0;
             ref keep_alive(ref::incref(self.ptr()));
+            Engine* eng = engine_of(self.ptr());
+            const call_scope scope{eng};
+            if (!eng || k == 0) return 0;
             std::int64_t done = 0;
             const kind kd = static_cast<kind>(eng->kind);
             const fast r = kd == kind::cosine_warm_restarts ? replay_warm_restarts(eng, self.ptr(), k, done)
@@ -694,9 +709,10 @@ void register_scheduler(py::module_& m) {
     m.def(
         "update",
         [](py::handle self, py::handle epoch) -> bool {
-            Engine* eng = engine_of(self.ptr());
-            if (!eng || protocol_of(static_cast<kind>(eng->kind)) != protocol::standard) return false;
             ref keep_alive(ref::incref(self.ptr()));
+            Engine* eng = engine_of(self.ptr());
+            const call_scope scope{eng};
+            if (!eng || protocol_of(static_cast<kind>(eng->kind)) != protocol::standard) return false;
             const fast r = count(eng, standard_update(eng, self.ptr(), false, epoch.ptr()));
             if (r == fast::error) throw py::error_already_set();
             return r == fast::handled;

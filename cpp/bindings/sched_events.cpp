@@ -57,7 +57,7 @@ fast commit_warm_restarts(Engine* eng, frame& f, const fastlr::cosine_warm_resta
 /// CosineAnnealingWarmRestarts.step(epoch=None).
 fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
     frame f;
-    fast r = open_groups(self, f);
+    fast r = open_groups(self, f, eng);
     if (r != fast::handled) return r;
     fastlr::cosine_warm_restarts_params p;
     fastlr::cosine_warm_restarts_state s;
@@ -74,7 +74,7 @@ fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch) {
 fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& done) {
     done = 0;
     frame f;
-    fast r = open_groups(self, f);
+    fast r = open_groups(self, f, eng);
     if (r != fast::handled) return r;
     fastlr::cosine_warm_restarts_params p;
     fastlr::cosine_warm_restarts_state s;
@@ -112,13 +112,13 @@ bool plateau_rule(PyObject* mode, PyObject* tmode, fastlr::plateau_params::rule&
 }  // namespace
 
 /// ReduceLROnPlateau.step(metrics) (no epoch: that one warns, in torch's code).
-fast plateau_step(Engine*, PyObject* self, PyObject* metrics) {
+fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
     // current = float(metrics): runs the metric's __float__ (a tensor's item()) before anything is read,
     // exactly where torch does; an exception propagates with nothing changed, as in torch.
     ref current(PyNumber_Float(metrics));
     if (!current) return fast::error;
     frame f;
-    fast r = open_groups(self, f);
+    fast r = open_groups(self, f, eng);
     if (r != fast::handled) return r;
     PyObject* d = f.dict.get();
     fastlr::plateau_params p;

@@ -26,8 +26,8 @@ struct std_frame : frame {
     ref sc_obj;            // the new _step_count (from step()), allocated up front
 };
 
-fast open_standard(PyObject* self, bool from_step, PyObject* epoch, std_frame& f) {
-    fast r = open_groups(self, f);
+fast open_standard(Engine* eng, PyObject* self, bool from_step, PyObject* epoch, std_frame& f) {
+    fast r = open_groups(self, f, eng);
     if (r != fast::handled) return r;
     PyObject* d = f.dict.get();
     if (!to_counter(PyDict_GetItemWithError(d, names.step_count), f.step_count)) return PyErr_Clear(), fast::fallback;
@@ -723,7 +723,7 @@ fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& 
     const bool swalr = kd == kind::swalr;
     if (!swalr && !(kd >= kind::step_lr && kd <= kind::cosine_annealing_lr)) return fast::fallback;
     frame f;
-    fast r = open_groups(self, f);
+    fast r = open_groups(self, f, eng);
     if (r != fast::handled) return r;
     PyObject* d = f.dict.get();
     std::int64_t sc, le;
@@ -790,7 +790,7 @@ fast replay_standard(Engine* eng, PyObject* self, std::int64_t k, std::int64_t& 
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch) {
     const kind k = static_cast<kind>(eng->kind);
     std_frame f;
-    fast r = open_standard(self, from_step, epoch, f);
+    fast r = open_standard(eng, self, from_step, epoch, f);
     if (r != fast::handled) return r;
     const fastlr::step_state st = state_of(f, from_step);
     plan p;

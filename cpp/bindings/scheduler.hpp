@@ -147,6 +147,7 @@ struct Engine {
     int kind;
     bool busy;  // a user callable is running inside this engine's step: re-entrant calls fall back
     bool capturable;  // step() runs the Python capturable step (fastlr/_capturable.py)
+    PyObject* dict;               // the instance dict of the current call (owned; set by engine_of)
     unsigned int type_tag;        // the class's tp_version_tag when `kind` was last decided
     Py_ssize_t dict_size;         // and the instance dict's size then (an attribute added may be a hook)
     // A 0-d tensor operand was read during this call for the lr side (base_lrs, max_lrs, a group key
@@ -224,8 +225,8 @@ struct frame {
     ref groups;
     Py_ssize_t n = 0;
 };
-/// Open `frame` for `self`, with `optimizer_owner` the dict holding "optimizer" (the scheduler's).
-fast open_groups(PyObject* self, frame& f);
+/// Open `frame` for `self` (the instance dict engine_of fetched for this call, when `eng` is given).
+fast open_groups(PyObject* self, frame& f, Engine* eng = nullptr);
 /// A new `_last_lr` list: the groups' current lr objects (tensors cloned by torch's helper if any).
 PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n);
 /// Ensure `_get_lr_called_within_step` is `value` (torch's context manager leaves it False).
