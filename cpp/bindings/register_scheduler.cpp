@@ -232,7 +232,7 @@ PyTypeObject* engine_type = nullptr;
 Engine* engine_of(PyObject* self) {
     if (!refs.base_type || !PyObject_TypeCheck(self, refs.base_type)) return nullptr;
     PyObject** slot = reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + refs.engine_offset);
-    if (!*slot) {
+    if (!*slot || *slot == Py_None) {  // None (LRScheduler.__new__) or unset: make the engine now
         static PyObject* attr = PyUnicode_InternFromString("_fastlr_active_kind");
         ref k(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(self)), attr));
         if (!k) {
@@ -244,7 +244,7 @@ Engine* engine_of(PyObject* self) {
             PyErr_Clear();
             return nullptr;
         }
-        *slot = eng.release();
+        Py_XSETREF(*slot, eng.release());
     }
     PyObject* e = *slot;
     if (Py_TYPE(e) != engine_type) return nullptr;

@@ -112,6 +112,11 @@ class LRScheduler(_tls.LRScheduler):
 
     __slots__ = ("_fastlr_engine", "_fastlr_capture")
 
+    def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
+        """torch's ``LRScheduler.__init__``, for subclasses written as torch's docs teach."""
+        _init_slots(self)
+        _tls.LRScheduler.__init__(self, optimizer, last_epoch)
+
     _fastlr_kind: int = _KIND_NONE
     _fastlr_active_kind: int = _KIND_NONE
     _fastlr_hooks: tuple[str, ...] = _STANDARD_HOOKS
@@ -348,40 +353,60 @@ class LRScheduler(_tls.LRScheduler):
         return self.__dict__.copy()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        _init_slots(self)
         self.__dict__.update(state)
 
 
+LRScheduler.__init__.__signature__ = inspect.signature(_tls.LRScheduler.__init__)  # type: ignore[attr-defined]
+
+
+def _init_slots(sched: Any) -> None:
+    # Both slots start as None (the engine itself is made on the first step, in C): reading an unset
+    # slot raises, and builds an AttributeError message, which get_last_lr() would pay every time.
+    sched._fastlr_engine = None
+    sched._fastlr_capture = None
+
+
 def _engine_of(sched: LRScheduler) -> Any:
-    try:
-        return sched._fastlr_engine
-    except AttributeError:
-        return None
+    return getattr(sched, "_fastlr_engine", None)  # None until the first step
 
 
 def _capture_of(sched: LRScheduler) -> Any:
-    try:
-        return sched._fastlr_capture
-    except AttributeError:
-        return None
+    return getattr(sched, "_fastlr_capture", None)
 
 
-def _with_capturable(cls: type) -> type:
-    """Give `cls` torch's constructor plus a keyword-only ``capturable=False``."""
-    torch_init = cls.__init__
+def _wrap_init(cls: type, capturable: bool) -> type:
+    """Give `cls` torch's constructor (the slots set first), plus a keyword-only ``capturable=False``
+    where the class can step on the device."""
+    torch_init = next(c.__dict__["__init__"] for c in cls.__mro__ if c.__module__.startswith("torch.") and "__init__" in c.__dict__)
     sig = inspect.signature(torch_init)
 
-    @functools.wraps(torch_init)
-    def __init__(self: Any, *args: Any, capturable: bool = False, **kwargs: Any) -> None:
-        torch_init(self, *args, **kwargs)
-        if capturable:
-            self._fastlr_enable_capture()
+    if capturable:
 
-    params = [*sig.parameters.values(), inspect.Parameter("capturable", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")]
-    __init__.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    __init__.__doc__ = (torch_init.__doc__ or "") + (
-        "\n\ncapturable (bool, keyword-only): step on the device (counter, closed form and lrs in device "
-        "memory), so that step() can be captured in a CUDA graph; needs tensor lrs. Default: False."
-    )
+        @functools.wraps(torch_init)
+        def __init__(self: Any, *args: Any, capturable: bool = False, **kwargs: Any) -> None:
+            _init_slots(self)
+            torch_init(self, *args, **kwargs)
+            if capturable:
+                self._fastlr_enable_capture()
+
+        params = [
+            *sig.parameters.values(),
+            inspect.Parameter("capturable", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool"),
+        ]
+        __init__.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        __init__.__doc__ = (torch_init.__doc__ or "") + (
+            "\n\ncapturable (bool, keyword-only): step on the device (counter, closed form and lrs in device "
+            "memory), so that step() can be captured in a CUDA graph; needs tensor lrs. Default: False."
+        )
+    else:
+
+        @functools.wraps(torch_init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            _init_slots(self)
+            torch_init(self, *args, **kwargs)
+
+        __init__.__signature__ = sig  # type: ignore[attr-defined]
     cls.__init__ = __init__
     return cls
 
@@ -570,5 +595,7 @@ for _cls in (
     LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
     CosineAnnealingLR, CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts, ReduceLROnPlateau, SWALR,
 ):
-    _with_capturable(_cls)
+    _wrap_init(_cls, capturable=True)
+for _cls in (SequentialLR, ChainedScheduler):
+    _wrap_init(_cls, capturable=False)
 del _cls
