@@ -27,6 +27,8 @@ pytest-benchmark.
 from __future__ import annotations
 
 import datetime
+import collections
+import contextlib
 import functools
 import gc
 import itertools
@@ -37,8 +39,9 @@ import platform
 import subprocess
 import sys
 import time
+import tracemalloc
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,6 +52,8 @@ __all__ = [
     "SCHEDULERS",
     "Workload",
     "base_lrs",
+    "growth_bytes",
+    "held_state",
     "machine_info",
     "make_floor",
     "make_floor_callables",
@@ -56,8 +61,10 @@ __all__ = [
     "make_scheduler",
     "make_workload",
     "median",
+    "python_events",
     "run_bench",
     "time_alternating",
+    "transient_bytes",
 ]
 
 #: Param-group counts of the benchmark suite.
@@ -352,6 +359,108 @@ def make_workload(name: str, n_groups: int, lr_kind: str = "float") -> Workload:
         lambdas = w.keep[0].lr_lambdas  # torch's scheduler: one callable per group
         w.fns["floor+callables"] = make_floor_callables(fo, lambdas)
     return w
+
+
+# ------------------------------------------------------------------------------------------------
+# Structural measurements (no timing): Python work and allocation per step
+
+
+def python_events(fn: Callable[[], Any], user_codes: Iterable[Any] = ()) -> collections.Counter:
+    """Python-level events while ``fn()`` runs, keyed (owner, event), where owner is "user" for frames
+    running one of ``user_codes`` (the user's callables) and "lib" otherwise, and event is "call"
+    (a Python function call), "c_call" (a C function called from Python code) or "opcode" (a bytecode
+    instruction executed)."""
+    user = frozenset(user_codes)
+    counts: collections.Counter = collections.Counter()
+
+    def owner(frame: Any) -> str:
+        return "user" if frame.f_code in user else "lib"
+
+    def profiler(frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call"):
+            counts[owner(frame), event] += 1
+
+    def local_tracer(frame: Any, event: str, arg: Any) -> Any:
+        if event == "opcode":
+            counts[owner(frame), "opcode"] += 1
+        return local_tracer
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return local_tracer
+
+    # The cyclic GC stays off while counting: a collection triggered by an allocation inside the step
+    # could run finalizers of unrelated garbage (Python code that is not the step's).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    old_trace, old_profile = sys.gettrace(), sys.getprofile()
+    sys.setprofile(profiler)
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(old_trace)
+        sys.setprofile(old_profile)
+        if was_enabled:
+            gc.enable()
+    return counts
+
+
+@contextlib.contextmanager
+def _tracing() -> Iterator[None]:
+    """tracemalloc on (left on if it already was) and the cyclic GC off."""
+    started = not tracemalloc.is_tracing()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    if started:
+        tracemalloc.start()
+    try:
+        yield
+    finally:
+        if started:
+            tracemalloc.stop()
+        if was_enabled:
+            gc.enable()
+
+
+def held_state(sched: Any) -> list[Any]:
+    """Strong references to everything a step may replace: the scheduler's attributes (and those of
+    its member schedulers) and every value in every param group."""
+    held: list[Any] = [list(sched.__dict__.values())]
+    for member in sched.__dict__.get("_schedulers", ()):
+        held.append(held_state(member))
+    opt = sched.__dict__.get("optimizer")
+    if opt is not None:
+        held.append([list(g.values()) for g in opt.param_groups])
+    return held
+
+
+def transient_bytes(sched: Any, step: Callable[[], Any]) -> int:
+    """Traced bytes allocated during one ``step()`` and released by its end, beyond what it stores.
+
+    The previous state is held alive, so nothing old is freed during the step: the traced memory after
+    the step is the memory before plus everything the step stored, and any excess of the peak over it
+    is temporary allocation."""
+    held = held_state(sched)
+    with _tracing():
+        tracemalloc.reset_peak()
+        step()
+        after, peak = tracemalloc.get_traced_memory()
+    del held
+    return peak - after
+
+
+def growth_bytes(step: Callable[[], Any], n_steps: int) -> int:
+    """Traced memory after ``n_steps`` more steps minus before (steady state, GC off)."""
+    gc.collect()
+    with _tracing():
+        step()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(n_steps):
+            step()
+        after = tracemalloc.get_traced_memory()[0]
+    return after - before
 
 
 # ------------------------------------------------------------------------------------------------
