@@ -59,6 +59,7 @@ __all__ = [
     "make_floor_callables",
     "make_optimizer",
     "make_scheduler",
+    "make_train_step",
     "make_workload",
     "median",
     "python_events",
@@ -331,6 +332,41 @@ def make_floor_callables(optimizer: Any, lambdas: Sequence[Callable[[int], Any]]
             g["lr"] = f(epoch)
 
     return floor_callables
+
+
+def make_train_step(
+    opt_name: str, sched_name: str, impl: str, n_groups: int, numel: int = 16
+) -> tuple[Callable[[], None], Callable[[], Any], list[Any]]:
+    """A small training step: (``optimizer.step()`` then ``scheduler.step()``, the scheduler step alone,
+    objects to keep alive) on an ``opt_name`` optimizer with ``n_groups`` groups of one ``numel``
+    parameter whose gradients are set once. ``impl`` "torch" or "fastlr" picks the scheduler's
+    classes; "optimizer" attaches torch's scheduler but the first callable steps the optimizer only."""
+    import torch
+
+    o = make_optimizer(n_groups, "float", opt_name, numel=numel)
+    for g in o.param_groups:
+        for p in g["params"]:
+            p.grad = torch.full_like(p, 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = _build(sched_name, scheduler_module("torch" if impl == "optimizer" else impl), o, base_lrs(n_groups))
+        sched_step = step_callable(sched_name, sched)
+        for _ in range(WARMUP_STEPS):
+            o.step()
+            sched_step()
+    opt_step = o.step
+    if impl == "optimizer":
+
+        def train_step() -> None:
+            opt_step()
+
+    else:
+
+        def train_step() -> None:
+            opt_step()
+            sched_step()
+
+    return train_step, sched_step, [o, sched]
 
 
 @dataclass
