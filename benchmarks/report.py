@@ -31,8 +31,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def step_cells(kinds: dict[str, tuple[int, ...]], blocks: int, target_s: float) -> list[dict[str, Any]]:
-    rows = []
+def step_cells(
+    kinds: dict[str, tuple[int, ...]], blocks: int, target_s: float, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     for kind, counts in kinds.items():
         for name in _bench.SCHEDULERS:
             for g in counts:
@@ -277,20 +278,30 @@ def main() -> int:
     t0 = time.perf_counter()
     kinds = {"float": G_TARGET} if args.quick else {"float": G_ALL, "tensor": G_ALL, "equal": (512, 4096)}
     doc: dict[str, Any] = {"machine": _bench.machine_info(), "blocks": args.blocks}
-    doc["steps"] = step_cells(kinds, args.blocks, 0.004)
+    doc["steps"] = []
+
+    def save() -> None:  # after every section, so that an interrupted run keeps what it measured
+        doc["elapsed_s"] = time.perf_counter() - t0
+        if args.json:
+            Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+    for kind, counts in kinds.items():
+        step_cells({kind: counts}, args.blocks, 0.004, doc["steps"])
+        save()
     if "train" not in skip:
         doc["train"] = train_share(args.blocks, (1, 64) if args.quick else (1, 64, 512))
+        save()
     if "curve" not in skip:
         log("whole curve")
         doc["curve"] = whole_curve()
+        save()
     if "jumps" not in skip:
         log("jumps")
         doc["jumps"] = jumps(args.blocks)
+        save()
     if "memory" not in skip and not args.quick:
         doc["memory"] = memory()
-    doc["elapsed_s"] = time.perf_counter() - t0
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        save()
     sys.stdout.write(markdown(doc))
     log(f"done in {doc['elapsed_s']:.0f} s")
     return 0

@@ -323,9 +323,16 @@ def make_floor(optimizer: Any, value: float = 1e-4) -> Callable[[], None]:
 
 def make_floor_callables(optimizer: Any, lambdas: Sequence[Callable[[int], Any]], epoch: int = 1000) -> Callable[[], None]:
     """The floor plus the user's callables: ``group["lr"] = lmbda(epoch)`` for every group, in one
-    bare Python loop (what LambdaLR and MultiplicativeLR cannot do without)."""
+    bare Python loop (what LambdaLR and MultiplicativeLR cannot do without); ``fill_`` for tensors."""
     groups = optimizer.param_groups
     pairs = list(zip(groups, lambdas))
+    if groups and not isinstance(groups[0]["lr"], float):
+
+        def floor_callables_fill() -> None:
+            for g, f in pairs:
+                g["lr"].fill_(f(epoch))
+
+        return floor_callables_fill
 
     def floor_callables() -> None:
         for g, f in pairs:
@@ -393,7 +400,9 @@ def make_workload(name: str, n_groups: int, lr_kind: str = "float") -> Workload:
     w.fns["floor"] = make_floor(fo)
     if name in CALLABLE_SCHEDULERS:
         lambdas = w.keep[0].lr_lambdas  # torch's scheduler: one callable per group
-        w.fns["floor+callables"] = make_floor_callables(fo, lambdas)
+        fc = make_optimizer(n_groups, lr_kind)
+        w.keep.append(fc)
+        w.fns["floor+callables"] = make_floor_callables(fc, lambdas)
     return w
 
 
