@@ -8,7 +8,8 @@ Method (see ``benchmarks/README.md``):
 
 * every variant of one measurement (torch, fastlr, the floor) runs in timed blocks that alternate
   (A B C, C B A, A B C, ...), so a slow drift of the machine hits all of them alike; the reported
-  time is the median over the blocks of the mean time per call within a block;
+  time is the median over the blocks of the mean time per call within a block, and a ratio is the
+  median over the rounds of the ratio of the two blocks within a round;
 * the cyclic garbage collector is off inside each timed block (and back on between blocks);
 * torch uses one intra-op thread (``torch.set_num_threads(1)``);
 * schedulers are built, stepped past their first step (which runs torch's Python code, for its
@@ -63,6 +64,7 @@ __all__ = [
     "make_workload",
     "median",
     "python_events",
+    "round_ratio",
     "run_bench",
     "time_alternating",
     "transient_bytes",
@@ -132,6 +134,11 @@ def time_alternating(
         for n in names if b % 2 == 0 else reversed(names):
             out[n].append(_block(fns[n], reps[n]))
     return out
+
+
+def round_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+    """The median over rounds of ``num[i] / den[i]`` (per-block times from :func:`time_alternating`)."""
+    return median(a / b for a, b in zip(num, den))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -626,6 +633,8 @@ def measure_cell(name: str, n_groups: int, lr_kind: str = "float", blocks: int =
     raw = time_alternating(w.fns, blocks=blocks, target_s=target_s)
     us = {k: median(v) * 1e6 for k, v in raw.items()}
     floor_key = "floor+callables" if "floor+callables" in us else "floor"
+    # Ratios: the median over rounds of the ratio within a round (its blocks ran milliseconds apart),
+    # which a drift of the machine between rounds does not bias.
     return {
         "scheduler": name,
         "groups": n_groups,
@@ -634,8 +643,8 @@ def measure_cell(name: str, n_groups: int, lr_kind: str = "float", blocks: int =
         "fastlr_us": us["fastlr"],
         "floor_us": us["floor"],
         "floor_callables_us": us.get("floor+callables"),
-        "speedup": us["torch"] / us["fastlr"],
-        "fastlr_over_floor": us["fastlr"] / us[floor_key],
+        "speedup": round_ratio(raw["torch"], raw["fastlr"]),
+        "fastlr_over_floor": round_ratio(raw["fastlr"], raw[floor_key]),
         "floor_kind": floor_key,
         "blocks_us": {k: [x * 1e6 for x in v] for k, v in raw.items()},
         "fast_path": bool(getattr(w.keep[2], "uses_fast_path", False)),
