@@ -104,11 +104,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: Any) -> None:
                 f"{_fmt(r.get('fastlr'), '11.2f')}{_fmt(100 * r.get('sched_share_torch', float('nan')), '12.1f')}%"
                 f"{_fmt(100 * r.get('sched_share_fastlr', float('nan')), '13.1f')}%"
             )
-    seek = [r for r in rows if r["kind"] == "seek"]
-    if seek:
-        tr.write_sep("-", "jump to a step (µs per call): torch/fastlr step(epoch), fastlr seek(step)")
-        for r in seek:
-            parts = [f"{impl} {r[impl]:.2f}" for impl in ("torch", "fastlr", "seek", "ScheduledLR-seek") if impl in r]
+    advance = [r for r in rows if r["kind"] == "advance"]
+    if advance:
+        tr.write_sep("-", "move 1000 steps ahead (µs): 1000 x step() (torch, fastlr), fastlr seek()")
+        for r in advance:
+            impls = ("torch", "fastlr", "seek", "ScheduledLR-seek")
+            parts = [f"{impl} {r[impl]:.1f}" for impl in impls if impl in r]
             tr.write_line(f"{r['group']:<40}" + ", ".join(parts))
     memory = getattr(config, "_fastlr_memory_rows", [])
     if memory:

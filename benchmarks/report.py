@@ -4,7 +4,8 @@
 
 Sections: the targets table (every class at G = 1, 64, 4096, float lrs: the same cells as
 ``python -m fastlr bench``), the sweep over G = 1 ... 4096 (speed-up and fastlr over the floor),
-tensor lrs, equal lrs, the share of a small training step, whole-curve work and seeking, and memory.
+tensor lrs, equal lrs, the share of a small training step, whole-curve work, moving 1000 steps
+ahead (seek), and memory.
 Every timing is a median over alternating blocks (torch, fastlr and the floor in turn, GC off inside
 blocks, one torch thread); see fastlr._bench. Takes about 5 minutes (``--quick``: about 1).
 """
@@ -96,16 +97,21 @@ def train_share(blocks: int, counts: tuple[int, ...]) -> list[dict[str, Any]]:
 
 def whole_curve(measured: int = 10**5, curve: int = 10**7) -> dict[str, Any]:
     """CosineAnnealingLR, one group: stepping (and reading the lr) for `measured` steps, scaled to
-    `curve`; fastlr.schedules' table(curve) when present; seek/step(epoch) per call."""
+    `curve`; fastlr's seek(curve) from a fresh scheduler; fastlr.schedules' table(curve)."""
     res: dict[str, Any] = {"measured_steps": measured, "curve_steps": curve}
+
+    def fresh(impl: str) -> Any:
+        o = _bench.make_optimizer(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = _bench.scheduler_module(impl).CosineAnnealingLR(o, T_max=curve)
+            o.step()
+        return s, o
+
     for impl in ("torch", "fastlr"):
         times = []
         for _ in range(3):
-            o = _bench.make_optimizer(1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                s = _bench.scheduler_module(impl).CosineAnnealingLR(o, T_max=curve)
-                o.step()
+            s, o = fresh(impl)
             group, step, out = o.param_groups[0], s.step, []
             t0 = time.perf_counter()
             for _ in range(measured):
@@ -113,6 +119,15 @@ def whole_curve(measured: int = 10**5, curve: int = 10**7) -> dict[str, Any]:
                 out.append(group["lr"])
             times.append(time.perf_counter() - t0)
         res[f"{impl}_stepping_s"] = _bench.median(times) * curve / measured
+    s, _ = fresh("fastlr")
+    if hasattr(s, "seek"):
+        times = []
+        for _ in range(3):
+            s, _ = fresh("fastlr")
+            t0 = time.perf_counter()
+            s.seek(curve)
+            times.append(time.perf_counter() - t0)
+        res["seek_s"] = _bench.median(times)
     try:
         from fastlr import schedules  # type: ignore[attr-defined]
 
@@ -130,37 +145,27 @@ def whole_curve(measured: int = 10**5, curve: int = 10**7) -> dict[str, Any]:
     return res
 
 
-def jumps(blocks: int) -> list[dict[str, Any]]:
-    import itertools
-    import random
+def advance(blocks: int) -> list[dict[str, Any]]:
+    """Move a scheduler 1000 steps ahead: 1000 x step() (torch, fastlr) against fastlr's seek()."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pytest  # test_bench_curve skips through pytest where an API is absent
+
+    from test_bench_curve import advance_callable
 
     out = []
-    rng = random.Random(0)
-    targets = [rng.randrange(1, 10**7) for _ in range(4096)]
-    for g in (1, 64, 4096):
-        fns = {}
-        keep = []
-        for impl in ("torch", "fastlr"):
-            o = _bench.make_optimizer(g)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                s = _bench.scheduler_module(impl).CosineAnnealingLR(o, T_max=10**7)
-                o.step()
-                s.step()
-            keep.append(s)
-            nxt = itertools.cycle(targets).__next__
-            step = s.step
-
-            def jump(step: Any = step, nxt: Any = nxt) -> None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    step(nxt())
-
-            fns[f"{impl}_step_epoch"] = jump
-            if impl == "fastlr" and hasattr(s, "seek"):
-                fns["fastlr_seek"] = lambda seek=s.seek, nxt=nxt: seek(nxt())
-        raw = _bench.time_alternating(fns, blocks=blocks, target_s=0.004)
-        out.append({"groups": g, **{f"{k}_us": _bench.median(v) * 1e6 for k, v in raw.items()}})
+    for name in ("CosineAnnealingLR", "OneCycleLR"):
+        for g in (1, 64, 512):
+            log(f"advance {name} G={g}")
+            fns, keep = {}, []
+            for impl in ("torch", "fastlr", "seek", "ScheduledLR-seek"):
+                try:
+                    fn, s = advance_callable(impl, name, g)
+                except pytest.skip.Exception:
+                    continue
+                fns[impl] = fn
+                keep.append(s)
+            raw = _bench.time_alternating(fns, blocks=max(5, blocks // 2), target_s=0.004)
+            out.append({"scheduler": name, "groups": g, **{f"{k}_us": _bench.median(v) * 1e6 for k, v in raw.items()}})
     return out
 
 
@@ -240,17 +245,24 @@ def markdown(doc: dict[str, Any]) -> str:
         out.append("| how | seconds |\n|---|---:|")
         out.append(f"| torch, stepping and reading the lr (10^5 steps, scaled) | {c['torch_stepping_s']:.2f} |")
         out.append(f"| fastlr drop-in, stepping and reading the lr (scaled) | {c['fastlr_stepping_s']:.2f} |")
+        if c.get("seek_s") is not None:
+            out.append(f"| fastlr `seek(10**7)` from step 0 (exact end state, no per-step lrs) | {c['seek_s']:.3f} |")
         if c.get("table_s") is not None:
             out.append(f"| `fastlr.schedules.cosine(...).table(10**7)` | {c['table_s']:.3f} |")
         else:
             out.append("| `fastlr.schedules` `table()` | not available in this build |")
-    if doc.get("jumps"):
-        out.append("\n### Jump to a step (µs per call): `step(epoch)` (deprecated, warns), `seek(step)`\n")
-        keys = sorted({k for r in doc["jumps"] for k in r if k.endswith("_us")})
-        out.append("| G | " + " | ".join(k[:-3] for k in keys) + " |")
-        out.append("|---:|" + "---:|" * len(keys))
-        for r in doc["jumps"]:
-            out.append(f"| {r['groups']} | " + " | ".join(f"{r[k]:.2f}" if k in r else "-" for k in keys) + " |")
+    if doc.get("advance"):
+        out.append(
+            "\n### Move 1000 steps ahead (µs): 1000 x `step()` against `seek(last_epoch + 1000)` "
+            "(exact: CosineAnnealingLR replays torch's recurrence in C++, OneCycleLR is O(1))\n"
+        )
+        keys = ["torch_us", "fastlr_us", "seek_us", "ScheduledLR-seek_us"]
+        keys = [k for k in keys if any(k in r for r in doc["advance"])]
+        out.append("| scheduler | G | " + " | ".join(k[:-3] for k in keys) + " |")
+        out.append("|---|---:|" + "---:|" * len(keys))
+        for r in doc["advance"]:
+            cells = " | ".join(f"{r[k]:.1f}" if k in r else "-" for k in keys)
+            out.append(f"| {r['scheduler']} | {r['groups']} | {cells} |")
     if doc.get("memory"):
         out.append(
             "\n### Memory (tracemalloc, bytes): growth over 10^5 steps at G=16; temporaries of one step "
@@ -271,7 +283,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the targets table and the extras only")
     ap.add_argument("--blocks", type=int, default=7)
     ap.add_argument("--json", default=None, help="write the raw results here")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: train,curve,jumps,memory")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: train,curve,advance,memory")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(1)
@@ -295,9 +307,8 @@ def main() -> int:
         log("whole curve")
         doc["curve"] = whole_curve()
         save()
-    if "jumps" not in skip:
-        log("jumps")
-        doc["jumps"] = jumps(args.blocks)
+    if "advance" not in skip:
+        doc["advance"] = advance(args.blocks)
         save()
     if "memory" not in skip and not args.quick:
         doc["memory"] = memory()
