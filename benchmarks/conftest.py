@@ -97,7 +97,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: Any) -> None:
     train = [r for r in rows if r["kind"] == "train"]
     if train:
         tr.write_sep("-", "share of a small training step: optimizer.step() + scheduler.step() (µs)")
-        tr.write_line(f"{'group':<40}{'optimizer':>11}{'+torch':>11}{'+fastlr':>11}{'torch share':>13}{'fastlr share':>14}")
+        head = ("group", "optimizer", "+torch", "+fastlr", "torch share", "fastlr share")
+        tr.write_line(f"{head[0]:<40}{head[1]:>11}{head[2]:>11}{head[3]:>11}{head[4]:>13}{head[5]:>14}")
         for r in train:
             tr.write_line(
                 f"{r['group']:<40}{_fmt(r.get('optimizer'), '11.2f')}{_fmt(r.get('torch'), '11.2f')}"

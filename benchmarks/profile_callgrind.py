@@ -140,7 +140,7 @@ def main() -> int:
     for k, (impl, name, g) in enumerate(wl):
         n = args.steps if impl != "torch" else max(2, args.steps // 4)
         per_step[impl, name, g] = totals[k + 1] / n
-    keys = sorted({(impl, name) for impl, name, _ in wl}, key=lambda k: (k[0] != "floor" and not k[0].startswith("floor"), k[1], k[0]))
+    keys = sorted({(impl, name) for impl, name, _ in wl}, key=lambda k: (not k[0].startswith("floor"), k[1], k[0]))
     floor_pg = (per_step["floor", "floor", G_LARGE] - per_step["floor", "floor", G_SMALL]) / (G_LARGE - G_SMALL)
     print(f"{'workload':<40}{'Ir/step G=1':>14}{'Ir/step G=4096':>16}{'Ir/group':>10}{'x floor':>9}")
     for impl, name in keys:

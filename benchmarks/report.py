@@ -272,7 +272,8 @@ def markdown(doc: dict[str, Any]) -> str:
         out.append("|---|---:|---:|---:|---:|")
         for r in doc["memory"]:
             out.append(
-                f"| {r['scheduler']} | {r['torch_growth_bytes_1e5_steps_G16']} | {r['fastlr_growth_bytes_1e5_steps_G16']} | "
+                f"| {r['scheduler']} | {r['torch_growth_bytes_1e5_steps_G16']} | "
+                f"{r['fastlr_growth_bytes_1e5_steps_G16']} | "
                 f"{r['torch_transient_bytes_G4096']} | {r['fastlr_transient_bytes_G4096']} |"
             )
     return "\n".join(out) + "\n"

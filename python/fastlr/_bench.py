@@ -228,7 +228,8 @@ def _build(name: str, m: Any, o: Any, lrs: list[float]) -> Any:
         decay = m.CosineAnnealingLR(o, T_max=100_000)
         return m.SequentialLR(o, [warm, decay], milestones=[5])
     if name == "ChainedScheduler":
-        return m.ChainedScheduler([m.LinearLR(o, start_factor=0.1, total_iters=10**9), m.ExponentialLR(o, gamma=0.99999)])
+        members = [m.LinearLR(o, start_factor=0.1, total_iters=10**9), m.ExponentialLR(o, gamma=0.99999)]
+        return m.ChainedScheduler(members)
     if name == "SWALR":
         return m.SWALR(o, swa_lr=[x / 10 for x in lrs], anneal_epochs=10**6)
     raise ValueError(f"unknown scheduler {name!r}")
@@ -328,7 +329,9 @@ def make_floor(optimizer: Any, value: float = 1e-4) -> Callable[[], None]:
     return floor
 
 
-def make_floor_callables(optimizer: Any, lambdas: Sequence[Callable[[int], Any]], epoch: int = 1000) -> Callable[[], None]:
+def make_floor_callables(
+    optimizer: Any, lambdas: Sequence[Callable[[int], Any]], epoch: int = 1000
+) -> Callable[[], None]:
     """The floor plus the user's callables: ``group["lr"] = lmbda(epoch)`` for every group, in one
     bare Python loop (what LambdaLR and MultiplicativeLR cannot do without); ``fill_`` for tensors."""
     groups = optimizer.param_groups
@@ -627,7 +630,9 @@ class _Progress:
             self.stream.flush()
 
 
-def measure_cell(name: str, n_groups: int, lr_kind: str = "float", blocks: int = 7, target_s: float = 0.004) -> dict[str, Any]:
+def measure_cell(
+    name: str, n_groups: int, lr_kind: str = "float", blocks: int = 7, target_s: float = 0.004
+) -> dict[str, Any]:
     """Median µs per ``step()`` of torch and fastlr (and the floors) for one cell, alternating."""
     w = make_workload(name, n_groups, lr_kind)
     raw = time_alternating(w.fns, blocks=blocks, target_s=target_s)
