@@ -33,14 +33,24 @@ def log(msg: str) -> None:
 
 
 def step_cells(
-    kinds: dict[str, tuple[int, ...]], blocks: int, target_s: float, rows: list[dict[str, Any]]
+    kinds: dict[str, tuple[int, ...]], blocks: int, target_s: float, passes: int
 ) -> list[dict[str, Any]]:
-    for kind, counts in kinds.items():
-        for name in _bench.SCHEDULERS:
-            for g in counts:
-                log(f"step {kind} {name} G={g}")
-                rows.append(_bench.measure_cell(name, g, kind, blocks, target_s))
-    return rows
+    """Every cell, measured in `passes` passes over all cells (each pass `blocks` alternating rounds
+    on freshly built workloads), so that each cell's rounds are spread over the whole run and a burst
+    of load on a shared machine hits a few rounds of many cells rather than all rounds of one."""
+    cells = [(kind, name, g) for kind, counts in kinds.items() for name in _bench.SCHEDULERS for g in counts]
+    raw: dict[tuple[str, str, int], dict[str, list[float]]] = {c: {} for c in cells}
+    fast: dict[tuple[str, str, int], bool] = {}
+    for p in range(passes):
+        for kind, name, g in cells:
+            log(f"pass {p + 1}/{passes}: step {kind} {name} G={g}")
+            w = _bench.make_workload(name, g, kind)
+            r = _bench.time_alternating(w.fns, blocks=blocks, target_s=target_s)
+            for k, v in r.items():
+                raw[kind, name, g].setdefault(k, []).extend(v)
+            fast[kind, name, g] = bool(getattr(w.keep[2], "uses_fast_path", False))
+            del w
+    return [_bench.summarize_cell(name, g, kind, raw[kind, name, g], fast[kind, name, g]) for kind, name, g in cells]
 
 
 def _cell(rows: list[dict[str, Any]], name: str, g: int, kind: str) -> dict[str, Any] | None:
@@ -190,8 +200,9 @@ def markdown(doc: dict[str, Any]) -> str:
     out.append(
         f"Measured {info['date'][:10]} on {info['cpu']} ({info['cores_available']} cores, shared), "
         f"{info['system']}, Python {info['python']}, torch {info['torch']}, fastlr {info['fastlr']} "
-        f"(commit {info['fastlr_commit'] or 'unknown'}). Medians of {doc['blocks']} alternating blocks, "
-        "GC off inside blocks, one torch thread; µs per `scheduler.step()`."
+        f"(commit {info['fastlr_commit'] or 'unknown'}). Medians of {doc['blocks']} alternating blocks per "
+        f"cell (in {doc.get('passes', 1)} passes over all cells), GC off inside blocks, one torch thread; "
+        "µs per `scheduler.step()`; ratios are medians of per-round ratios."
     )
     out.append("\n### step() with float lrs (distinct per group): the targets\n")
     out.append(_bench.format_table([r for r in steps if r["lrs"] == "float" and r["groups"] in G_TARGET]))
@@ -282,7 +293,8 @@ def markdown(doc: dict[str, Any]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="the targets table and the extras only")
-    ap.add_argument("--blocks", type=int, default=7)
+    ap.add_argument("--blocks", type=int, default=7, help="alternating rounds per cell and pass (default 7)")
+    ap.add_argument("--passes", type=int, default=3, help="passes over all cells (default 3)")
     ap.add_argument("--json", default=None, help="write the raw results here")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: train,curve,advance,memory")
     args = ap.parse_args()
@@ -290,17 +302,15 @@ def main() -> int:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     kinds = {"float": G_TARGET} if args.quick else {"float": G_ALL, "tensor": G_ALL, "equal": (512, 4096)}
-    doc: dict[str, Any] = {"machine": _bench.machine_info(), "blocks": args.blocks}
-    doc["steps"] = []
-
+    doc: dict[str, Any] = {"machine": _bench.machine_info(), "blocks": args.blocks * args.passes}
+    doc["passes"] = args.passes
     def save() -> None:  # after every section, so that an interrupted run keeps what it measured
         doc["elapsed_s"] = time.perf_counter() - t0
         if args.json:
             Path(args.json).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
 
-    for kind, counts in kinds.items():
-        step_cells({kind: counts}, args.blocks, 0.004, doc["steps"])
-        save()
+    doc["steps"] = step_cells(kinds, args.blocks, 0.004, args.passes)
+    save()
     if "train" not in skip:
         doc["train"] = train_share(args.blocks, (1, 64) if args.quick else (1, 64, 512))
         save()

@@ -66,6 +66,7 @@ __all__ = [
     "python_events",
     "round_ratio",
     "run_bench",
+    "summarize_cell",
     "time_alternating",
     "transient_bytes",
 ]
@@ -636,6 +637,15 @@ def measure_cell(
     """Median µs per ``step()`` of torch and fastlr (and the floors) for one cell, alternating."""
     w = make_workload(name, n_groups, lr_kind)
     raw = time_alternating(w.fns, blocks=blocks, target_s=target_s)
+    fast_path = bool(getattr(w.keep[2], "uses_fast_path", False))
+    return summarize_cell(name, n_groups, lr_kind, raw, fast_path)
+
+
+def summarize_cell(
+    name: str, n_groups: int, lr_kind: str, raw: Mapping[str, Sequence[float]], fast_path: bool
+) -> dict[str, Any]:
+    """One result row from per-block seconds (``raw``, as :func:`time_alternating` returns them; blocks
+    of several passes may be concatenated, round by round)."""
     us = {k: median(v) * 1e6 for k, v in raw.items()}
     floor_key = "floor+callables" if "floor+callables" in us else "floor"
     # Ratios: the median over rounds of the ratio within a round (its blocks ran milliseconds apart),
@@ -652,7 +662,7 @@ def measure_cell(
         "fastlr_over_floor": round_ratio(raw["fastlr"], raw[floor_key]),
         "floor_kind": floor_key,
         "blocks_us": {k: [x * 1e6 for x in v] for k, v in raw.items()},
-        "fast_path": bool(getattr(w.keep[2], "uses_fast_path", False)),
+        "fast_path": fast_path,
     }
 
 
