@@ -220,8 +220,8 @@ def markdown(doc: dict[str, Any]) -> str:
     if any(r["lrs"] == "tensor" for r in steps):
         counts = tuple(g for g in G_ALL if _cell(steps, "StepLR", g, "tensor"))
         out.append(
-            "\n### Tensor lrs (0-d float32 tensors): torch µs / fastlr µs (fastlr defers to torch's code until "
-            "the fused tensor path lands)\n"
+            "\n### Tensor lrs (0-d float32 tensors): torch µs / fastlr µs (classes without an engine tensor "
+            "path run torch's code)\n"
         )
         out.append(pivot(steps, "tensor", counts, lambda r: f"{r['torch_us']:.0f} / {r['fastlr_us']:.0f}"))
     if any(r["lrs"] == "equal" for r in steps):

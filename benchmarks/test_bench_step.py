@@ -3,8 +3,8 @@
 Groups (pytest-benchmark ``group``):
 
 * ``<Scheduler>-G<n>``: float lrs, distinct per group (layer-wise decay);
-* ``<Scheduler>-G<n>-tensor``: 0-d float32 tensor lrs (fastlr defers these steps to torch's code
-  until the fused tensor path lands, so expect a ratio near 1);
+* ``<Scheduler>-G<n>-tensor``: 0-d float32 tensor lrs (fastlr's packed tensor path; classes it does
+  not cover yet run torch's code, a ratio near 1);
 * ``<Scheduler>-G<n>-equal``: every group the same float lr (fastlr stores one float object for
   consecutive equal values), at G = 512 and 4096.
 
