@@ -35,22 +35,15 @@ def log(msg: str) -> None:
 def step_cells(
     kinds: dict[str, tuple[int, ...]], blocks: int, target_s: float, passes: int
 ) -> list[dict[str, Any]]:
-    """Every cell, measured in `passes` passes over all cells (each pass `blocks` alternating rounds
-    on freshly built workloads), so that each cell's rounds are spread over the whole run and a burst
-    of load on a shared machine hits a few rounds of many cells rather than all rounds of one."""
-    cells = [(kind, name, g) for kind, counts in kinds.items() for name in _bench.SCHEDULERS for g in counts]
-    raw: dict[tuple[str, str, int], dict[str, list[float]]] = {c: {} for c in cells}
-    fast: dict[tuple[str, str, int], bool] = {}
-    for p in range(passes):
-        for kind, name, g in cells:
-            log(f"pass {p + 1}/{passes}: step {kind} {name} G={g}")
-            w = _bench.make_workload(name, g, kind)
-            r = _bench.time_alternating(w.fns, blocks=blocks, target_s=target_s)
-            for k, v in r.items():
-                raw[kind, name, g].setdefault(k, []).extend(v)
-            fast[kind, name, g] = bool(getattr(w.keep[2], "uses_fast_path", False))
-            del w
-    return [_bench.summarize_cell(name, g, kind, raw[kind, name, g], fast[kind, name, g]) for kind, name, g in cells]
+    """Every cell, in `passes` passes over all cells (fastlr._bench.measure_cells)."""
+    cells = [(name, g, kind) for kind, counts in kinds.items() for name in _bench.SCHEDULERS for g in counts]
+    done = [0]
+
+    def progress(label: str) -> None:
+        done[0] += 1
+        log(f"[{done[0]}/{len(cells) * passes}] step {label}")
+
+    return _bench.measure_cells(cells, blocks, target_s, passes, progress)
 
 
 def _cell(rows: list[dict[str, Any]], name: str, g: int, kind: str) -> dict[str, Any] | None:
@@ -201,7 +194,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Measured {info['date'][:10]} on {info['cpu']} ({info['cores_available']} cores, shared), "
         f"{info['system']}, Python {info['python']}, torch {info['torch']}, fastlr {info['fastlr']} "
         f"(commit {info['fastlr_commit'] or 'unknown'}). Medians of {doc['blocks']} alternating blocks per "
-        f"cell (in {doc.get('passes', 1)} passes over all cells), GC off inside blocks, one torch thread; "
+        f"cell (in {doc.get('passes', 1)} pass(es) over all cells), GC off inside blocks, one torch thread; "
         "µs per `scheduler.step()`; ratios are medians of per-round ratios."
     )
     out.append("\n### step() with float lrs (distinct per group): the targets\n")

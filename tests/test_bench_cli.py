@@ -1,6 +1,7 @@
 """``python -m fastlr bench``: the table, the JSON record, and no pytest-benchmark needed.
 
-Runs a tiny plan (one class, two group counts, one block): nothing here looks at the timings.
+Runs a tiny plan (two classes, two group counts, one round in each of two passes): nothing here
+looks at the timings.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ pytest.importorskip("torch")
 from fastlr import _bench  # noqa: E402
 from fastlr.__main__ import main  # noqa: E402
 
-TINY = (("StepLR", "LambdaLR"), (1, 8), 1, 0.0002)
+TINY = (("StepLR", "LambdaLR"), (1, 8), 1, 0.0002, 2)
 
 
 def test_bench_prints_one_table_and_writes_json(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ __all__ = [
     "make_scheduler",
     "make_train_step",
     "make_workload",
+    "measure_cell",
+    "measure_cells",
     "median",
     "python_events",
     "round_ratio",
@@ -595,13 +597,14 @@ def machine_info() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # python -m fastlr bench
 
-#: (classes, group counts, blocks, seconds per block) of the two command-line sizes.
-_FULL = (SCHEDULERS, (1, 64, 4096), 7, 0.004)
+#: (classes, group counts, rounds per pass, seconds per block, passes) of the two command-line sizes.
+_FULL = (SCHEDULERS, (1, 64, 4096), 7, 0.004, 2)
 _QUICK = (
     ("StepLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR", "ReduceLROnPlateau", "ChainedScheduler"),
     (1, 64, 4096),
     5,
     0.002,
+    1,
 )
 
 
@@ -615,15 +618,13 @@ class _Progress:
         self.width = 0
 
     def show(self, label: str) -> None:
+        self.done += 1
         if not self.tty:
             return
-        msg = f"[{self.done + 1:>3}/{self.total}] {label}  ({time.perf_counter() - self.t0:.0f} s)"
+        msg = f"[{self.done:>3}/{self.total}] {label}  ({time.perf_counter() - self.t0:.0f} s)"
         self.stream.write("\r" + msg.ljust(self.width))
         self.stream.flush()
         self.width = len(msg)
-
-    def advance(self) -> None:
-        self.done += 1
 
     def close(self) -> None:
         if self.tty:
@@ -666,6 +667,32 @@ def summarize_cell(
     }
 
 
+def measure_cells(
+    cells: Sequence[tuple[str, int, str]],
+    blocks: int = 7,
+    target_s: float = 0.004,
+    passes: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Result rows for ``cells`` ((class, G, lr kind) each), measured in ``passes`` passes over all
+    cells of ``blocks`` alternating rounds each, on workloads built afresh in every pass. A cell's
+    rounds are thus spread over the whole run: a burst of load on a shared machine hits a few rounds
+    of many cells rather than all rounds of one."""
+    raw: dict[tuple[str, int, str], dict[str, list[float]]] = {c: {} for c in cells}
+    fast: dict[tuple[str, int, str], bool] = {}
+    for p in range(passes):
+        for name, g, kind in cells:
+            if progress is not None:
+                label = f"{name} G={g}" + ("" if kind == "float" else f" {kind}")
+                progress(label + (f" (pass {p + 1}/{passes})" if passes > 1 else ""))
+            w = make_workload(name, g, kind)
+            for k, v in time_alternating(w.fns, blocks=blocks, target_s=target_s).items():
+                raw[name, g, kind].setdefault(k, []).extend(v)
+            fast[name, g, kind] = bool(getattr(w.keep[2], "uses_fast_path", False))
+            del w
+    return [summarize_cell(n, g, k, raw[n, g, k], fast[n, g, k]) for n, g, k in cells]
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The results as one fixed-width table (markdown-compatible)."""
     head = ("scheduler", "G", "torch µs", "fastlr µs", "torch/fastlr", "fastlr/floor")
@@ -693,13 +720,13 @@ def run_bench(
     quick: bool = False,
     json_path: str | None = None,
     out: TextIO | None = None,
-    plan: tuple[Sequence[str], Sequence[int], int, float] | None = None,
+    plan: tuple[Sequence[str], Sequence[int], int, float, int] | None = None,
 ) -> int:
     """Time a representative subset of the drop-in schedulers against torch's, print one table, and
     optionally write the results and the machine description as JSON. Returns the exit status.
 
-    ``plan`` = (classes, group counts, blocks, seconds per block) replaces the subset that ``quick``
-    selects (the tests use a tiny one)."""
+    ``plan`` = (classes, group counts, rounds per pass, seconds per block, passes) replaces the subset
+    that ``quick`` selects (the tests use a tiny one)."""
     out = out if out is not None else sys.stdout
     try:
         import torch
@@ -708,20 +735,16 @@ def run_bench(
         return 1
     import fastlr.lr_scheduler as fls
 
-    names, counts, blocks, target_s = plan if plan is not None else _QUICK if quick else _FULL
+    names, counts, blocks, target_s, passes = plan if plan is not None else _QUICK if quick else _FULL
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         info = machine_info()
-        cells = [(n, g) for n in names for g in counts]
-        progress = _Progress(len(cells), sys.stderr)
-        rows = []
+        cells = [(n, g, "float") for n in names for g in counts]
+        progress = _Progress(len(cells) * passes, sys.stderr)
         t0 = time.perf_counter()
         try:
-            for n, g in cells:
-                progress.show(f"{n} G={g}")
-                rows.append(measure_cell(n, g, "float", blocks, target_s))
-                progress.advance()
+            rows = measure_cells(cells, blocks, target_s, passes, progress.show)
         finally:
             progress.close()
         elapsed = time.perf_counter() - t0
@@ -735,8 +758,8 @@ def run_bench(
         file=out,
     )
     print(
-        f"scheduler.step() with float lrs (distinct per group), median of {blocks} alternating blocks "
-        f"(GC off, 1 torch thread); {elapsed:.0f} s",
+        f"scheduler.step() with float lrs (distinct per group), median of {blocks * passes} alternating blocks "
+        f"in {passes} pass{'es' if passes > 1 else ''} (GC off, 1 torch thread); {elapsed:.0f} s",
         file=out,
     )
     print(format_table(rows), file=out)
@@ -751,9 +774,11 @@ def run_bench(
             "mode": "quick" if quick else "full",
             "machine": info,
             "method": {
-                "blocks": blocks,
+                "blocks": blocks * passes,
+                "passes": passes,
                 "target_block_s": target_s,
-                "statistic": "median over alternating blocks of the mean time per call",
+                "statistic": "median over alternating blocks of the mean time per call; ratios: median of "
+                "per-round ratios",
                 "gc": "disabled inside timed blocks",
                 "torch_threads": 1,
                 "lrs": "float, distinct per group (layer-wise decay)",
