@@ -140,8 +140,6 @@ def test_no_python_code_in_step(name: str) -> None:
 # Tensor lrs (the engine's packed tensor path): no Python per group either. Known exceptions, whose
 # tensor-lr steps still run torch's Python code (or torch's helpers) per group:
 _TENSOR_PER_GROUP = {
-    "CosineAnnealingWarmRestarts": "tensor lrs run torch's step() (get_lr, _update_param_group_val and "
-    "fill_ per group): no engine tensor path for this class",
     "ReduceLROnPlateau": "the tensor-lr step builds _last_lr with torch's _param_groups_val_list (a clone "
     "per group)",
     "SequentialLR": "tensor lrs: the member's get_last_lr() (Python) -> Packed.last_values clones each "
