@@ -1,6 +1,7 @@
 """Command line: ``python -m fastlr <command>``.
 
 Commands:
+  bench   time fastlr's schedulers against torch's (``--quick``: a smaller subset; ``--json PATH``).
   demo    train a tiny model with a fastlr scheduler beside torch's, check that the learning rates are
           identical bit for bit, and print the per-step cost of each.
   plot    draw schedules (``name:key=value,...`` specs or JSON files) to a PNG or to the terminal.
@@ -16,6 +17,9 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastlr", description="fastlr command line")
     sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser("bench", help="time fastlr's schedulers against torch's and print one table")
+    bench.add_argument("--quick", action="store_true", help="a smaller subset (under 15 s)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results and the machine to PATH")
     demo = sub.add_parser("demo", help="train a tiny model with fastlr beside torch and compare")
     demo.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
     demo.add_argument("--groups", type=int, default=64, help="param groups for the timing (default 64)")
@@ -46,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import run_demo
 
         return run_demo(steps=args.steps, groups=args.groups)
+    if args.command == "bench":
+        from ._bench import run_bench
+
+        return run_bench(quick=args.quick, json_path=args.json)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-import time
-
-
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[len(s) // 2]
+from ._bench import make_optimizer, median, time_alternating
 
 
 def run_demo(steps: int = 2000, groups: int = 64) -> int:
@@ -61,14 +55,8 @@ def run_demo(steps: int = 2000, groups: int = 64) -> int:
     print(f"final loss: torch {ref_loss:.6g}, fastlr {fast_loss:.6g}")
     print(f"learning rates identical bit for bit at every step: {'yes' if same else 'NO'}")
 
-    # Per-step scheduler cost, torch and fastlr alternating, at `groups` param groups.
-    def opt_with(n: int) -> torch.optim.Optimizer:
-        ps = [torch.nn.Parameter(torch.zeros(1)) for _ in range(n)]
-        o = torch.optim.SGD([{"params": [p], "lr": 0.1 + 1e-4 * i} for i, p in enumerate(ps)])
-        o.step()
-        return o
-
-    print(f"\nscheduler.step() cost, median of 15 blocks, {groups} param groups:")
+    # Per-step scheduler cost, torch and fastlr in alternating blocks (fastlr._bench's method).
+    print(f"\nscheduler.step() cost, median of 15 alternating blocks, {groups} param groups:")
     print(f"  {'scheduler':<20}{'torch us':>10}{'fastlr us':>11}{'speed-up':>10}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -77,20 +65,9 @@ def run_demo(steps: int = 2000, groups: int = 64) -> int:
             ("ExponentialLR", {"gamma": 0.9999}),
             ("StepLR", {"step_size": 30}),
         ]:
-            ts = {tls: [], fls: []}
-            scheds = {m: getattr(m, name)(opt_with(groups), **kw) for m in (tls, fls)}
-            reps = max(20, 20000 // groups)
-            gc.disable()
-            try:
-                for _ in range(15):
-                    for m, s in scheds.items():
-                        step = s.step
-                        t0 = time.perf_counter()
-                        for _ in range(reps):
-                            step()
-                        ts[m].append((time.perf_counter() - t0) / reps)
-            finally:
-                gc.enable()
-            t_t, t_f = _median(ts[tls]) * 1e6, _median(ts[fls]) * 1e6
+            pair = (("torch", tls), ("fastlr", fls))
+            steps = {label: getattr(m, name)(make_optimizer(groups), **kw).step for label, m in pair}
+            ts = time_alternating(steps, blocks=15, target_s=0.002)
+            t_t, t_f = median(ts["torch"]) * 1e6, median(ts["fastlr"]) * 1e6
             print(f"  {name:<20}{t_t:>10.2f}{t_f:>11.3f}{t_t / t_f:>9.1f}x")
     return 0 if same else 1
