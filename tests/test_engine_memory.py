@@ -55,3 +55,46 @@ def test_engine_holds_no_reference_to_the_instance_dict_between_calls(name):
     assert s._fastlr_engine.handled > 0
     refs = sys.getrefcount(s.__dict__)  # outside the assert: pytest's rewriting would hold one more
     assert refs == 2  # the instance's own reference, and getrefcount's argument
+
+
+@pytest.mark.parametrize("name", ["ExponentialLR", "CosineAnnealingLR", "LinearLR", "SWALR", "CosineAnnealingWarmRestarts"])
+def test_floats_and_lists_anyone_holds_never_change(name):
+    """The engine updates the previous step's floats and `_last_lr` in place only when nothing else
+    holds them; a value the caller kept (a get_last_lr() list, a group's lr float) keeps its value."""
+    from torch.optim import swa_utils
+
+    import torch.optim.lr_scheduler as T
+
+    build = {
+        "ExponentialLR": lambda m, o: m.ExponentialLR(o, gamma=0.9),
+        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=7),
+        "LinearLR": lambda m, o: m.LinearLR(o, start_factor=0.1, total_iters=20),
+        "SWALR": lambda m, o: (swa_utils if m is T else m).SWALR(o, swa_lr=0.01, anneal_epochs=20),
+        "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=5),
+    }[name]
+
+    def make():
+        ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(4)]
+        return torch.optim.SGD([{"params": [p], "lr": 0.1 + 0.01 * i} for i, p in enumerate(ps)])
+
+    o1, o2 = make(), make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s1, s2 = build(T, o1), build(F, o2)
+        kept_lists, kept_floats = [], []
+        for k in range(30):
+            if k % 3 == 0:
+                lst = s2.get_last_lr()
+                kept_lists.append((lst, list(map(float.hex, lst))))
+            if k % 4 == 1:
+                g = o2.param_groups[k % 4]
+                kept_floats.append((g["lr"], g["lr"].hex()))
+            s1.step()
+            s2.step()
+            assert [g["lr"] for g in o1.param_groups] == [g["lr"] for g in o2.param_groups], k
+            assert s1.get_last_lr() == s2.get_last_lr()
+    assert s2._fastlr_engine.handled >= 30
+    for lst, hexes in kept_lists:
+        assert list(map(float.hex, lst)) == hexes
+    for f, h in kept_floats:
+        assert f.hex() == h

@@ -564,10 +564,25 @@ static void rollback_groups(PyObject* groups, const double* old, Py_ssize_t upto
 /// cost about as much as a bare assignment loop at thousands of groups. If a group is not an exact
 /// dict holding an exact float "lr" (or y_key), the groups already written are restored and nothing
 /// has changed.
-fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last) {
+fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
+                  bool in_place) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
     double* old = eng->out->data();
+    std::uint8_t* mutated = eng->holders->data();  // in place: which groups' floats were rewritten
     PyObject* prev = nullptr;  // the float made for the previous group (borrowed from `last`)
+    auto undo = [&](Py_ssize_t upto) {
+        if (!in_place) return rollback_groups(groups, old, upto);
+        for (Py_ssize_t j = 0; j < upto; ++j) {
+            PyObject* lj = PyList_GET_ITEM(last, j);
+            if (mutated[j]) {
+                reinterpret_cast<PyFloatObject*>(lj)->ob_fval = old[j];
+            } else {  // a new float replaced the group's: put the old value back in both places
+                ref v(PyFloat_FromDouble(old[j]));
+                if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, j), names.lr, v.get()) < 0) PyErr_Clear();
+                else PyList_SetItem(last, j, v.release());
+            }
+        }
+    };
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
@@ -576,20 +591,29 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y) && !eng->tensor_operand;
         if (!ok) {
             PyErr_Clear();
-            rollback_groups(groups, old, i);
+            undo(i);
             return fast::fallback;
         }
         const double cur = PyFloat_AS_DOUBLE(v);
         // Saved for every group, keep steps included: a rollback restores all groups before the
         // first unsupported one and must not write back a stale value from an earlier step.
         old[i] = cur;
+        mutated[i] = 0;
         if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
-            Py_INCREF(v);
-            PyList_SET_ITEM(last, i, v);
+            if (!in_place) PyList_SET_ITEM(last, i, ref::incref(v));
+            else if (PyList_GET_ITEM(last, i) != v) PyList_SetItem(last, i, ref::incref(v));
             continue;
         }
         if (src.y) y = src.y[i];
         const double value = fastlr::eval(u, src.x ? src.x[i] : cur, y);
+        // The previous step's float, seen only by this group and the previous `_last_lr` (which
+        // nothing else holds either), can take the new value itself: no float to allocate, none to
+        // free, no dict write. Nobody can observe the difference from storing a new float.
+        if (in_place && Py_REFCNT(v) == 2 && PyList_GET_ITEM(last, i) == v) {
+            reinterpret_cast<PyFloatObject*>(v)->ob_fval = value;
+            mutated[i] = 1;
+            continue;
+        }
         // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
         // would store equal floats; only their identity differs, which nothing can rely on).
         PyObject* nv;
@@ -600,10 +624,11 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         }
         if (!nv || PyDict_SetItem(g, names.lr, nv) < 0) {
             Py_XDECREF(nv);
-            rollback_groups(groups, old, i);
+            undo(i);
             return fast::error;
         }
-        PyList_SET_ITEM(last, i, nv);
+        if (in_place) PyList_SetItem(last, i, nv);  // drops the list's reference to the old float
+        else PyList_SET_ITEM(last, i, nv);
         prev = nv;
     }
     return fast::handled;
@@ -694,15 +719,25 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
         fast r;
         if (!p.momentum && !p.lr.x_key) {
             if (!fit(eng, static_cast<std::size_t>(f.n))) return fast::error;
-            // Allocate before touching the groups: a container allocation may run the cyclic GC (and
-            // finalizers); from here on no Python code runs until the step is committed.
-            last.reset(PyList_New(f.n));
+            // The new `_last_lr` is the previous one, updated in place, when nothing but the instance
+            // holds it (then nobody can tell it from a fresh list); else a new list. Allocate before
+            // touching the groups: a container allocation may run the cyclic GC (and finalizers);
+            // from here on no Python code runs until the step is committed.
+            PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
+#ifdef Py_GIL_DISABLED
+            const bool in_place = false;  // reference counts are not a proof of exclusivity there
+#else
+            const bool in_place = prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 &&
+                                  PyList_GET_SIZE(prev_last) == f.n;
+#endif
+            PyErr_Clear();
+            last.reset(in_place ? ref::incref(prev_last) : PyList_New(f.n));
             if (!last) return fast::error;
             operands src;
             src.x = p.lr.x;
             src.y = p.lr.y;
             src.y_key = p.lr.y_key;
-            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get());
+            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get(), in_place);
         } else {
             r = execute_pairs(eng, f, p, last);
         }
