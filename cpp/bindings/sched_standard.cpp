@@ -513,7 +513,14 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         fastlr::apply(update{update::op::scale_each, 0.0, 0.0, false}, x, y, out, static_cast<std::size_t>(n));
     }
     // Values only Python arithmetic could make (numpy scalars, tensors, ...), and every value of a
-    // float-lr step, are written like torch writes them.
+    // float-lr step, are written like torch writes them; a float step's `_last_lr` is built from the
+    // values as they are stored (torch reads them back: the same objects).
+    ref last(tensors ? nullptr : PyList_New(n));
+    if (!tensors && !last) {
+        clear_objs(eng, n);
+        return fast::error;
+    }
+    bool stored_as_is = true;  // every group holds exactly the object written (no tensor helper)
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject*& slot = (*eng->objs)[static_cast<std::size_t>(i)];
         if (tensors && !slot) continue;
@@ -528,10 +535,12 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         int rc;
         if (cur && PyFloat_CheckExact(cur)) {
             rc = PyDict_SetItem(g, names.lr, v.get());
+            if (last && rc == 0) PyList_SET_ITEM(last.get(), i, ref::incref(v.get()));
         } else {  // a tensor lr: torch's own helper (fill_) decides
             PyErr_Clear();
             ref res(PyObject_CallFunctionObjArgs(refs.update_group, g, names.lr, v.get(), nullptr));
             rc = res ? 0 : -1;
+            stored_as_is = false;
         }
         if (rc < 0) {
             clear_objs(eng, n);
@@ -539,7 +548,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         }
     }
     if (tensors && !exotic) return fast::handled;  // `_last_lr` is materialised on demand
-    ref last(current_lrs(opt, f.groups.get(), n));
+    if (!last || !stored_as_is) last.reset(current_lrs(opt, f.groups.get(), n));
     if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
     if (tensors) {  // an exotic value went through torch's helper: `_last_lr` is built now, like torch
         eng->last_stale = false;
