@@ -614,6 +614,27 @@ PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n) {
     return last.release();
 }
 
+PyObject* last_lr_of(PyObject* member) {
+    // A fastlr member whose `_last_lr` is current in its __dict__ (no tensor step pending, not
+    // capturable) and whose get_last_lr() is torch's: read it without running Python.
+    if (refs.base_type && PyObject_TypeCheck(member, refs.base_type)) {
+        auto slot = [member](Py_ssize_t off) { return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(member) + off); };
+        PyObject* e = slot(refs.engine_offset);
+        PyObject* cap = slot(refs.capture_offset);
+        const bool stale = e && Py_TYPE(e) == engine_type && reinterpret_cast<Engine*>(e)->last_stale;
+        if (!stale && (!cap || cap == Py_None)) {
+            ref fn(PyObject_GetAttr(reinterpret_cast<PyObject*>(Py_TYPE(member)), names.get_last_lr));
+            if (fn && fn.get() == refs.get_last_lr) {
+                ref d(PyObject_GenericGetDict(member, nullptr));
+                PyObject* last = d ? PyDict_GetItemWithError(d.get(), names.last_lr) : nullptr;
+                if (last) return ref::incref(last);
+            }
+            PyErr_Clear();
+        }
+    }
+    return PyObject_CallMethodNoArgs(member, names.get_last_lr);
+}
+
 bool set_within_step(PyObject* d, PyObject* value) {
     PyObject* cur = PyDict_GetItemWithError(d, names.within_step);
     if (cur == value) return true;
@@ -653,6 +674,10 @@ void register_scheduler(py::module_& m) {
             refs.swa_linear = take("swa_linear");
             refs.pack_groups = take("pack_groups");
             refs.describe = take("describe");
+            refs.get_last_lr = take("get_last_lr");
+            PyObject* cap = r["capture_slot"].ptr();
+            if (Py_TYPE(cap) != &PyMemberDescr_Type) throw py::type_error("expected the _fastlr_capture slot");
+            refs.capture_offset = reinterpret_cast<PyMemberDescrObject*>(cap)->d_member->offset;
             refs.device_apply = take("device_apply");
         },
         py::arg("base"), py::arg("slot"), py::arg("refs"),

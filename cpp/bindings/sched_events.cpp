@@ -260,7 +260,7 @@ fast sequential_step(Engine*, PyObject* self) {
         res.reset(PyObject_CallMethodNoArgs(member.get(), names.step));
     }
     if (!res) return fast::error;
-    ref last(PyObject_CallMethodNoArgs(member.get(), names.get_last_lr));
+    ref last(last_lr_of(member.get()));
     if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
     return fast::handled;
 }

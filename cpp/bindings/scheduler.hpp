@@ -114,6 +114,8 @@ struct refs_t {
     PyObject* swa_linear;         // SWALR._linear_anneal
     PyObject* pack_groups;        // fastlr._tensor_lrs.pack_groups
     PyObject* describe;           // fastlr._tensor_lrs.describe
+    PyObject* get_last_lr;        // torch.optim.lr_scheduler.LRScheduler.get_last_lr
+    Py_ssize_t capture_offset;    // fastlr's LRScheduler `_fastlr_capture` slot
     PyObject* device_apply;       // fastlr._tensor_lrs.device_apply
 };
 extern refs_t refs;
@@ -229,6 +231,8 @@ struct frame {
 fast open_groups(PyObject* self, frame& f, Engine* eng = nullptr);
 /// A new `_last_lr` list: the groups' current lr objects (tensors cloned by torch's helper if any).
 PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n);
+/// member.get_last_lr() (new reference), read from the member's __dict__ where that is what it returns.
+PyObject* last_lr_of(PyObject* member);
 /// Ensure `_get_lr_called_within_step` is `value` (torch's context manager leaves it False).
 bool set_within_step(PyObject* d, PyObject* value);
 

@@ -416,6 +416,8 @@ _core._install(
     LRScheduler.__dict__["_fastlr_engine"],
     {
         "Counter": collections.Counter,
+        "get_last_lr": _tls.LRScheduler.get_last_lr,
+        "capture_slot": LRScheduler.__dict__["_fastlr_capture"],
         "partial": functools.partial,
         "update_group": _tls._update_param_group_val,
         "val_list": _tls._param_groups_val_list,
