@@ -168,10 +168,6 @@ def test_step_is_done_by_the_engine(name: str) -> None:
 # Known violations, found by this guard (8 bytes per group per step: a temporary list of G pointers).
 # strict: once the engine stops allocating it, the XPASS fails and the marker must go.
 _TEMP_LIST = {
-    "CyclicLR": "run_with_momentum() (sched_standard.cpp) builds a temporary list `moms` of the G new "
-    "momentum objects before writing them",
-    "OneCycleLR": "run_with_momentum() (sched_standard.cpp) builds a temporary list `moms` of the G new "
-    "momentum objects before writing them",
     "ReduceLROnPlateau": "plateau_step() (sched_events.cpp) builds a temporary list `new_lrs` of G objects "
     "on every reducing step",
 }

@@ -668,55 +668,93 @@ fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
-    last.reset(PyList_New(n));
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    double* lr_val = eng->v1->data();
+    double* m_val = eng->v2->data();
+    // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
+    // place, and so are floats only it and their group hold.
+    PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
+#ifdef Py_GIL_DISABLED
+    const bool in_place = false;
+#else
+    const bool in_place =
+        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
+#endif
+    PyErr_Clear();
+    last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!last) return fast::error;
-    ref moms(p.momentum ? PyList_New(n) : nullptr);  // the new momentum floats or betas tuples
-    if (p.momentum && !moms) return fast::error;
+    // Betas tuples are rebuilt (a tuple allocation may run the cyclic GC, so they are made here, before
+    // any write); a float momentum needs no container.
+    ref tuples(p.momentum && p.beta1 ? PyList_New(n) : nullptr);
+    if (p.momentum && p.beta1 && !tuples) return fast::error;
+    // Pass 1: read and compute everything; nothing is written.
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         double x, y, cur;
         if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, cur) || !read_operands(eng, g, p.lr, i, cur, x, y) ||
             eng->tensor_operand || eng->tensor_operand_mom)
             return fast::fallback;
-        PyObject* nv = PyFloat_FromDouble(fastlr::eval(p.lr.u, x, y));
-        if (!nv) return fast::error;
-        PyList_SET_ITEM(last.get(), i, nv);
+        lr_val[i] = fastlr::eval(p.lr.u, x, y);
         if (!p.momentum) continue;
         double mx, my;
         if (!read_operands(eng, g, p.mom, i, 0.0, mx, my) || eng->tensor_operand_mom) return fast::fallback;
-        ref m(PyFloat_FromDouble(fastlr::eval(p.mom.u, mx, my)));
-        if (!m) return fast::error;
+        m_val[i] = fastlr::eval(p.mom.u, mx, my);
         if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
             PyObject* betas = PyDict_GetItemWithError(g, names.betas);
             if (!betas || !PyTuple_CheckExact(betas) || PyTuple_GET_SIZE(betas) < 1 ||
                 !PyFloat_CheckExact(PyTuple_GET_ITEM(betas, 0)))  // a tensor beta1 is packed instead
                 return PyErr_Clear(), fast::fallback;
             const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
-            PyObject* t = PyTuple_New(nb);
+            ref m(PyFloat_FromDouble(m_val[i]));
+            PyObject* t = m ? PyTuple_New(nb) : nullptr;
             if (!t) return fast::error;
             PyTuple_SET_ITEM(t, 0, m.release());
             for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(t, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
-            PyList_SET_ITEM(moms.get(), i, t);
+            PyList_SET_ITEM(tuples.get(), i, t);
         } else {
             PyObject* old = PyDict_GetItemWithError(g, names.momentum);
             if (old && !PyFloat_CheckExact(old)) return fast::fallback;  // a tensor momentum is packed instead
             PyErr_Clear();
-            PyList_SET_ITEM(moms.get(), i, m.release());
         }
     }
     // The tuple allocations above may have run the cyclic GC: re-check what the writes rely on.
     if (PyList_GET_SIZE(groups) != n) return fast::fallback;
     for (Py_ssize_t i = 0; i < n; ++i)
         if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
-    // torch writes the momentum inside get_lr, then the lrs in _update_lr.
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* g = PyList_GET_ITEM(groups, i);
-        if (p.momentum && PyDict_SetItem(g, p.beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
-            return fast::error;
+    // Pass 2: torch writes the momentum inside get_lr, then the lrs in _update_lr. Only float
+    // allocations from here on (they never run the GC).
+    if (p.momentum) {
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups, i);
+            if (p.beta1) {
+                if (PyDict_SetItem(g, names.betas, PyList_GET_ITEM(tuples.get(), i)) < 0) return fast::error;
+                continue;
+            }
+            PyObject* old = PyDict_GetItem(g, names.momentum);
+#ifndef Py_GIL_DISABLED
+            if (old && PyFloat_CheckExact(old) && Py_REFCNT(old) == 1) {  // only its group holds it
+                reinterpret_cast<PyFloatObject*>(old)->ob_fval = m_val[i];
+                continue;
+            }
+#endif
+            ref m(PyFloat_FromDouble(m_val[i]));
+            if (!m || PyDict_SetItem(g, names.momentum, m.get()) < 0) return fast::error;
+        }
     }
     for (Py_ssize_t i = 0; i < n; ++i) {
-        if (PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, PyList_GET_ITEM(last.get(), i)) < 0)
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v = PyDict_GetItem(g, names.lr);
+        if (in_place && v && PyFloat_CheckExact(v) && Py_REFCNT(v) == 2 && PyList_GET_ITEM(last.get(), i) == v) {
+            reinterpret_cast<PyFloatObject*>(v)->ob_fval = lr_val[i];
+            continue;
+        }
+        PyObject* nv = PyFloat_FromDouble(lr_val[i]);
+        if (!nv || PyDict_SetItem(g, names.lr, nv) < 0) {
+            Py_XDECREF(nv);
             return fast::error;
+        }
+        if (in_place) PyList_SetItem(last.get(), i, nv);
+        else PyList_SET_ITEM(last.get(), i, nv);
     }
     return fast::handled;
 }
