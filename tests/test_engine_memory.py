@@ -57,7 +57,11 @@ def test_engine_holds_no_reference_to_the_instance_dict_between_calls(name):
     assert refs == 2  # the instance's own reference, and getrefcount's argument
 
 
-@pytest.mark.parametrize("name", ["ExponentialLR", "CosineAnnealingLR", "LinearLR", "SWALR", "CosineAnnealingWarmRestarts"])
+@pytest.mark.parametrize(
+    "name",
+    ["ExponentialLR", "CosineAnnealingLR", "LinearLR", "SWALR", "CosineAnnealingWarmRestarts", "LambdaLR",
+     "MultiplicativeLR", "CyclicLR", "OneCycleLR"],
+)
 def test_floats_and_lists_anyone_holds_never_change(name):
     """The engine updates the previous step's floats and `_last_lr` in place only when nothing else
     holds them; a value the caller kept (a get_last_lr() list, a group's lr float) keeps its value."""
@@ -71,11 +75,15 @@ def test_floats_and_lists_anyone_holds_never_change(name):
         "LinearLR": lambda m, o: m.LinearLR(o, start_factor=0.1, total_iters=20),
         "SWALR": lambda m, o: (swa_utils if m is T else m).SWALR(o, swa_lr=0.01, anneal_epochs=20),
         "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=5),
+        "LambdaLR": lambda m, o: m.LambdaLR(o, lambda e: 0.9**e),
+        "MultiplicativeLR": lambda m, o: m.MultiplicativeLR(o, lambda e: 0.95),
+        "CyclicLR": lambda m, o: m.CyclicLR(o, 0.01, 0.1, step_size_up=4),
+        "OneCycleLR": lambda m, o: m.OneCycleLR(o, 0.1, total_steps=100),
     }[name]
 
     def make():
         ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(4)]
-        return torch.optim.SGD([{"params": [p], "lr": 0.1 + 0.01 * i} for i, p in enumerate(ps)])
+        return torch.optim.SGD([{"params": [p], "lr": 0.1 + 0.01 * i} for i, p in enumerate(ps)], momentum=0.9)
 
     o1, o2 = make(), make()
     with warnings.catch_warnings():
@@ -89,9 +97,11 @@ def test_floats_and_lists_anyone_holds_never_change(name):
             if k % 4 == 1:
                 g = o2.param_groups[k % 4]
                 kept_floats.append((g["lr"], g["lr"].hex()))
+                kept_floats.append((g["momentum"], float(g["momentum"]).hex()))
             s1.step()
             s2.step()
             assert [g["lr"] for g in o1.param_groups] == [g["lr"] for g in o2.param_groups], k
+            assert [g["momentum"] for g in o1.param_groups] == [g["momentum"] for g in o2.param_groups], k
             assert s1.get_last_lr() == s2.get_last_lr()
     assert s2._fastlr_engine.handled >= 30
     for lst, hexes in kept_lists:

@@ -515,7 +515,17 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     // Values only Python arithmetic could make (numpy scalars, tensors, ...), and every value of a
     // float-lr step, are written like torch writes them; a float step's `_last_lr` is built from the
     // values as they are stored (torch reads them back: the same objects).
-    ref last(tensors ? nullptr : PyList_New(n));
+    // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
+    // place, and so is a float only it and its group hold.
+    PyObject* prev_last = tensors ? nullptr : PyDict_GetItemWithError(d, names.last_lr);
+#ifdef Py_GIL_DISABLED
+    const bool in_place = false;
+#else
+    const bool in_place =
+        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
+#endif
+    PyErr_Clear();
+    ref last(tensors ? nullptr : in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!tensors && !last) {
         clear_objs(eng, n);
         return fast::error;
@@ -524,6 +534,14 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject*& slot = (*eng->objs)[static_cast<std::size_t>(i)];
         if (tensors && !slot) continue;
+        if (in_place && !slot) {
+            PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
+            PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
+            if (cur && PyFloat_CheckExact(cur) && Py_REFCNT(cur) == 2 && PyList_GET_ITEM(last.get(), i) == cur) {
+                reinterpret_cast<PyFloatObject*>(cur)->ob_fval = out[i];
+                continue;
+            }
+        }
         ref v(slot ? slot : PyFloat_FromDouble(out[i]));
         slot = nullptr;
         if (!v) {
@@ -535,7 +553,10 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         int rc;
         if (cur && PyFloat_CheckExact(cur)) {
             rc = PyDict_SetItem(g, names.lr, v.get());
-            if (last && rc == 0) PyList_SET_ITEM(last.get(), i, ref::incref(v.get()));
+            if (last && rc == 0) {
+                if (in_place) PyList_SetItem(last.get(), i, ref::incref(v.get()));
+                else PyList_SET_ITEM(last.get(), i, ref::incref(v.get()));
+            }
         } else {  // a tensor lr: torch's own helper (fill_) decides
             PyErr_Clear();
             ref res(PyObject_CallFunctionObjArgs(refs.update_group, g, names.lr, v.get(), nullptr));
