@@ -130,6 +130,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->objs = new std::vector<PyObject*>();
         self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
         self->tgen = new std::vector<unsigned>();
+        self->memo = new std::vector<group_memo>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -152,6 +153,8 @@ void engine_dealloc(PyObject* o) {
         for (auto& t : per_key.second) Py_CLEAR(t.obj);
     delete self->tcache;
     delete self->tgen;
+    delete self->memo;
+    for (PyObject*& k : self->memo_keys) Py_CLEAR(k);
     Py_CLEAR(self->dict);
     Py_CLEAR(self->scale_ref);
     unpack(self);

@@ -683,10 +683,196 @@ bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, doubl
     return sd.y_key && group_value(eng, g, sd.y_key, i, y);
 }
 
+/// The memo of `eng` for plan `p`, sized to n groups; null where dict versions are not available or
+/// the memo cannot grow. A plan that reads other operand keys (OneCycleLR's next phase) than those
+/// the memo was filled under clears it.
+group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
+#if FASTLR_DICT_VERSIONS
+    PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
+    auto& memo = *eng->memo;
+    bool same = true;
+    for (int k = 0; k < 4; ++k) same = same && keys[k] == eng->memo_keys[k];
+    try {
+        if (!same) {
+            memo.assign(static_cast<std::size_t>(n), group_memo{});
+            for (int k = 0; k < 4; ++k) {
+                Py_XINCREF(keys[k]);
+                Py_XSETREF(eng->memo_keys[k], keys[k]);
+            }
+        } else if (memo.size() < static_cast<std::size_t>(n)) {
+            memo.resize(static_cast<std::size_t>(n));
+        }
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+    return memo.data();
+#else
+    (void)eng, (void)p, (void)n;
+    return nullptr;
+#endif
+}
+
+/// The float executor for CyclicLR and OneCycleLR without betas (momentum a float, or not cycled), in
+/// one pass: each group dict is visited once (its lr and operands read, momentum and lr written),
+/// which at thousands of groups is what keeps a step near the cost of a bare assignment loop. A group
+/// whose dict has not been assigned to since the last step (its version tag unchanged) is not even
+/// looked up: its lr and momentum objects and operand values come from the memo. Nothing here runs
+/// Python or the cyclic GC: floats are not GC-tracked and both keys already exist, so no dict resizes.
+/// If a group is outside the fast path, or an allocation fails, the groups already written are
+/// restored (values; float identity is not observable through torch) and the step falls back or fails.
+fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
+    PyObject* groups = f.groups.get();
+    const Py_ssize_t n = f.n;
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    double* old_lr = eng->v1->data();
+    double* old_m = eng->v2->data();
+    std::uint8_t* how = eng->holders->data();  // per group: bit 0 lr float rewritten, bit 1 momentum's
+    group_memo* memo = memo_for(eng, p, n);
+    PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
+#ifdef Py_GIL_DISABLED
+    const bool in_place = false;
+#else
+    const bool in_place =
+        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
+#endif
+    PyErr_Clear();
+    last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
+    if (!last) return fast::error;
+    PyObject* lst = last.get();
+    auto restore = [](PyObject* g, PyObject* key, PyObject* cur, bool rewritten, double value) {
+        if (rewritten) {
+            reinterpret_cast<PyFloatObject*>(cur)->ob_fval = value;
+            return;
+        }
+        ref v(PyFloat_FromDouble(value));
+        if (!v || PyDict_SetItem(g, key, v.get()) < 0) PyErr_Clear();
+    };
+    // Undo groups [0, upto): momentum first, then the lr (and `_last_lr` where it was updated in place).
+    // Their memo entries are dropped (a float rewritten back in place leaves the version as it was).
+    auto undo = [&](Py_ssize_t upto) {
+        for (Py_ssize_t j = 0; j < upto; ++j) {
+            PyObject* g = PyList_GET_ITEM(groups, j);
+            if (memo) memo[j].dict = nullptr;
+            if (p.momentum) restore(g, names.momentum, PyDict_GetItem(g, names.momentum), how[j] & 2, old_m[j]);
+            PyObject* cur = PyDict_GetItem(g, names.lr);
+            restore(g, names.lr, cur, how[j] & 1, old_lr[j]);
+            if (in_place && !(how[j] & 1)) {
+                PyObject* now = PyDict_GetItem(g, names.lr);
+                if (now) PyList_SetItem(lst, j, ref::incref(now));
+            }
+        }
+    };
+    // A side's operands: from the plan's arrays, the memo (keys) or the group's current value.
+    auto memo_operands = [](const side& sd, Py_ssize_t i, double cur, double kx, double ky, double& x, double& y) {
+        x = sd.x ? sd.x[i] : sd.x_key ? kx : cur;
+        y = sd.y ? sd.y[i] : ky;
+    };
+    (void)memo_operands;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v;
+        PyObject* mo = nullptr;
+        double x, y, lr_new = 0.0, m_new = 0.0;
+        group_memo* gm = memo ? &memo[i] : nullptr;
+#if FASTLR_DICT_VERSIONS
+        if (gm && gm->dict == g && dict_version(g) == gm->version && (!p.momentum || gm->mom)) {
+            v = gm->lr;
+            memo_operands(p.lr, i, PyFloat_AS_DOUBLE(v), gm->x, gm->y, x, y);
+            lr_new = fastlr::eval(p.lr.u, x, y);
+            if (p.momentum) {
+                double mx, my;
+                mo = gm->mom;
+                memo_operands(p.mom, i, 0.0, gm->mx, gm->my, mx, my);
+                m_new = fastlr::eval(p.mom.u, mx, my);
+            }
+        } else
+#endif
+        {
+            v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            bool ok = v && PyFloat_CheckExact(v) &&
+                      read_operands(eng, g, p.lr, i, PyFloat_AS_DOUBLE(v), x, y) && !eng->tensor_operand;
+            if (ok) lr_new = fastlr::eval(p.lr.u, x, y);
+            double mx = 0.0, my = 0.0;
+            if (ok && p.momentum) {
+                mo = PyDict_GetItemWithError(g, names.momentum);
+                ok = mo && PyFloat_CheckExact(mo) && read_operands(eng, g, p.mom, i, 0.0, mx, my) &&
+                     !eng->tensor_operand_mom;
+                if (ok) m_new = fastlr::eval(p.mom.u, mx, my);
+            }
+            if (!ok) {
+                PyErr_Clear();
+                if (gm) gm->dict = nullptr;
+                undo(i);
+                return fast::fallback;
+            }
+            if (gm) {  // the key operands' values (only read from keys: every one is a Python float here)
+                gm->dict = nullptr;  // filled in after the writes
+                gm->x = p.lr.x_key ? x : 0.0;
+                gm->y = p.lr.y_key ? y : 0.0;
+                gm->mx = p.momentum && p.mom.x_key ? mx : 0.0;
+                gm->my = p.momentum && p.mom.y_key ? my : 0.0;
+            }
+        }
+        old_lr[i] = PyFloat_AS_DOUBLE(v);
+        how[i] = 0;
+        bool assigned = false;  // a key of the dict was assigned (its version changed)
+        // torch writes the momentum inside get_lr, then the lrs in _update_lr.
+        if (p.momentum) {
+            old_m[i] = PyFloat_AS_DOUBLE(mo);
+#ifndef Py_GIL_DISABLED
+            if (Py_REFCNT(mo) == 1) {  // only its group holds it
+                reinterpret_cast<PyFloatObject*>(mo)->ob_fval = m_new;
+                how[i] |= 2;
+            } else
+#endif
+            {
+                PyObject* m = PyFloat_FromDouble(m_new);
+                if (!m || PyDict_SetItem(g, names.momentum, m) < 0) {
+                    Py_XDECREF(m);
+                    if (gm) gm->dict = nullptr;
+                    undo(i);
+                    return fast::error;
+                }
+                Py_DECREF(m);  // the group holds it
+                mo = m;
+                assigned = true;
+            }
+        }
+        if (in_place && Py_REFCNT(v) == 2 && PyList_GET_ITEM(lst, i) == v) {
+            reinterpret_cast<PyFloatObject*>(v)->ob_fval = lr_new;
+            how[i] |= 1;
+        } else {
+            PyObject* nv = PyFloat_FromDouble(lr_new);
+            if (!nv || PyDict_SetItem(g, names.lr, nv) < 0) {
+                Py_XDECREF(nv);
+                if (gm) gm->dict = nullptr;
+                undo(i + 1);  // group i's momentum too; its lr is unchanged (restored to the same value)
+                return fast::error;
+            }
+            if (in_place) PyList_SetItem(lst, i, nv);
+            else PyList_SET_ITEM(lst, i, nv);
+            v = nv;
+            assigned = true;
+        }
+#if FASTLR_DICT_VERSIONS
+        if (gm && (assigned || gm->dict != g)) {
+            gm->dict = g;
+            gm->version = dict_version(g);
+            gm->lr = v;
+            gm->mom = mo;
+        }
+#else
+        (void)assigned;
+#endif
+    }
+    return fast::handled;
+}
+
 /// The float executor for plans with momentum or key operands (CyclicLR, OneCycleLR): a first pass
 /// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
 fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
+    if (!p.beta1) return execute_pairs_one_pass(eng, f, p, last);
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;

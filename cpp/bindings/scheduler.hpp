@@ -141,6 +141,37 @@ struct packed_view {
     std::vector<buffer> bufs;
 };
 
+/// What a group dict held at a scheduler's last step: its lr and momentum float objects and the
+/// values of its operand keys (OneCycleLR's start/end keys). While the dict's version tag (PEP 509) is
+/// the one recorded, no key of it has been assigned, so all of these still hold: a step reuses them
+/// instead of looking the keys up again. Version tags are unique over the whole interpreter, so a
+/// different dict at the same address never matches. Off where CPython has no such tags (3.14+) or
+/// on the free-threaded build.
+struct group_memo {
+    PyObject* dict = nullptr;  // borrowed: identity only
+    std::uint64_t version = 0;
+    PyObject* lr = nullptr;   // borrowed: the dict holds it while the version is unchanged
+    PyObject* mom = nullptr;  // likewise (null when momentum is not cycled)
+    double x = 0.0, y = 0.0, mx = 0.0, my = 0.0;  // operand values read from the group's keys
+};
+
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+#define FASTLR_DICT_VERSIONS 1
+/// A dict's PEP 509 version tag: changes whenever any key is assigned or deleted.
+inline std::uint64_t dict_version(PyObject* d) {
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    return reinterpret_cast<PyDictObject*>(d)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+#else
+#define FASTLR_DICT_VERSIONS 0
+#endif
+
 /// The per-scheduler object in the `_fastlr_engine` slot: the kind, reusable scratch arrays
 /// (struct-of-arrays over groups), and per-kind caches. A step allocates nothing but the Python
 /// objects it stores once the arrays have grown to the group count.
@@ -191,6 +222,10 @@ struct Engine {
     packed_view* pmom;
     PyObject* last_pending;
     bool last_stale;
+    /// Per group, what the one-pass float executor of CyclicLR/OneCycleLR found there at its last step
+    /// (see group_memo); valid while the group dict's version is unchanged.
+    std::vector<group_memo>* memo;
+    PyObject* memo_keys[4];  // the operand keys the memo's values were read under (owned; may be null)
 };
 
 /// Whether a tensor operand was read in this call for group i's lr (mom false) or momentum (mom true).

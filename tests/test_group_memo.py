@@ -1,0 +1,115 @@
+"""CyclicLR and OneCycleLR remember, per param group, what they found in the group dict at their last
+step (its lr and momentum objects, OneCycleLR's start/end values), and skip the lookups while the
+dict's version tag says nothing was assigned since. These tests edit the groups between steps in
+every way a user can, and check each step bitwise against the installed torch: any stale reuse of a
+remembered value shows up as a different lr or momentum.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from typing import Any
+
+import pytest
+import torch
+
+from _helpers_more import TORCH, Twin, assert_engine_did_the_work, fast_values, make_opt
+
+from fastlr import lr_scheduler as F
+
+
+def _cyclic(mod: Any, opt: torch.optim.Optimizer) -> Any:
+    return mod.CyclicLR(opt, base_lr=[1e-3, 2e-3, 3e-3, 4e-3], max_lr=[0.1, 0.2, 0.3, 0.4], step_size_up=7,
+                        mode="triangular2")
+
+
+def _onecycle(mod: Any, opt: torch.optim.Optimizer) -> Any:
+    return mod.OneCycleLR(opt, max_lr=[0.1, 0.2, 0.3, 0.4], total_steps=60, three_phase=True, pct_start=0.2)
+
+
+BUILDS = {"CyclicLR": _cyclic, "OneCycleLR": _onecycle}
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_group_edits_between_steps_are_seen(name: str) -> None:
+    twin = Twin(BUILDS[name], lambda: make_opt(4))
+    held: dict[int, list[tuple[float, bytes]]] = {}
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        g = opt.param_groups
+        if k == 4:  # operand keys (OneCycleLR reads them every step) and the cycled momentum itself
+            g[1]["max_lr"] = 0.55
+            g[2]["max_momentum"] = 0.97
+            g[3]["base_momentum"] = 0.5
+            g[0]["momentum"] = 0.25
+        elif k == 8:  # a group dict replaced by a copy (a new dict, same values)
+            g[2] = dict(g[2])
+        elif k == 11:  # someone else holds the lr and momentum floats: they must keep their values
+            held[id(opt)] = [(x, _bits(x)) for x in (g[0]["lr"], g[1]["momentum"], g[3]["lr"])]
+        elif k == 15:
+            for x, b in held.pop(id(opt)):
+                assert _bits(x) == b, "a float held outside the scheduler was changed in place"
+        elif k == 17:  # the same object assigned back, then a new lr value
+            g[0]["lr"] = g[0]["lr"]
+            g[1]["lr"] = 0.0123
+        elif k == 21:  # momentum cycling off for a while, then on again
+            sched.cycle_momentum = False
+        elif k == 25:
+            sched.cycle_momentum = True
+        elif k == 28:  # OneCycleLR's phase bounds read from another key's value
+            g[2]["initial_lr"] = 0.031
+            g[0]["min_lr"] = 1e-5
+        elif k == 31:  # a key deleted and put back
+            m = g[3].pop("momentum")
+            g[3]["momentum"] = m
+        elif k == 34:  # groups reordered
+            g[0], g[3] = g[3], g[0]
+
+    twin.steps(45, between=between)
+    assert_engine_did_the_work(twin.sf)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_fallback_mid_pass_restores_and_forgets(name: str) -> None:
+    """A group the fast path cannot take (an int lr) after others were written in place: the written
+    groups are restored, torch's code runs the step, and the following steps see fresh values."""
+    twin = Twin(BUILDS[name], lambda: make_opt(4))
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        if k == 6:
+            opt.param_groups[2]["lr"] = 1  # an int: torch's arithmetic makes a float of it
+        if k == 7:
+            opt.param_groups[3]["momentum"] = 1  # an int momentum
+
+    twin.steps(20, between=between)
+    handled, deferred = twin.sf._fastlr_engine.handled, twin.sf._fastlr_engine.deferred
+    assert deferred >= 1 and handled >= 15
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_two_schedulers_on_the_same_groups(name: str) -> None:
+    """Two schedulers on one optimizer, stepped in changing order: each one's memo must notice the
+    other's writes to the same group dicts."""
+
+    def build(mod: Any, opt: torch.optim.Optimizer) -> tuple[Any, Any]:
+        first = BUILDS[name](mod, opt)
+        second = mod.CyclicLR(opt, base_lr=5e-4, max_lr=0.05, step_size_up=5, cycle_momentum=False)
+        return first, second
+
+    ot, of = make_opt(4), make_opt(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t1, t2 = build(TORCH, ot)
+        f1, f2 = build(F, of)
+        for k in range(30):
+            for s_t, s_f in ((t1, f1), (t2, f2)) if k % 3 else ((t2, f2), (t1, f1)):
+                s_t.step()
+                s_f.step()
+                assert fast_values(ot, s_t.get_last_lr()) == fast_values(of, s_f.get_last_lr()), k
+    assert_engine_did_the_work(f1)
+    assert_engine_did_the_work(f2)
