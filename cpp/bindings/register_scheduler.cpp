@@ -617,6 +617,12 @@ PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n) {
     return last.release();
 }
 
+Engine* engine_in_slot(PyObject* obj) {
+    if (!refs.base_type || !PyObject_TypeCheck(obj, refs.base_type)) return nullptr;
+    PyObject* e = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + refs.engine_offset);
+    return e && Py_TYPE(e) == engine_type ? reinterpret_cast<Engine*>(e) : nullptr;
+}
+
 PyObject* last_lr_of(PyObject* member) {
     // A fastlr member whose `_last_lr` is current in its __dict__ (no tensor step pending, not
     // capturable) and whose get_last_lr() is torch's: read it without running Python.
@@ -636,6 +642,28 @@ PyObject* last_lr_of(PyObject* member) {
         }
     }
     return PyObject_CallMethodNoArgs(member, names.get_last_lr);
+}
+
+PyObject* lent_composite = nullptr;
+
+last_lr_holders holders_of(PyObject* prev, Py_ssize_t n) {
+    last_lr_holders h;
+#ifndef Py_GIL_DISABLED  // reference counts are no proof of exclusivity there
+    if (!prev || !PyList_CheckExact(prev) || PyList_GET_SIZE(prev) != n) return h;
+    PyObject* co = lent_composite ? PyDict_GetItem(lent_composite, names.last_lr) : nullptr;
+    if (co == prev) {  // SequentialLR shares the member's list
+        h.in_place = Py_REFCNT(prev) == 2;
+        return h;
+    }
+    h.in_place = Py_REFCNT(prev) == 1;
+    if (h.in_place && co && PyList_CheckExact(co) && Py_REFCNT(co) == 1 && PyList_GET_SIZE(co) == n) {
+        h.co = co;
+        h.n = n;
+    }
+#else
+    (void)prev, (void)n;
+#endif
+    return h;
 }
 
 bool set_within_step(PyObject* d, PyObject* value) {

@@ -253,17 +253,64 @@ fast sequential_step(Engine*, PyObject* self) {
     ref le_obj(PyLong_FromLongLong(le));
     if (!le_obj || PyDict_SetItem(d.get(), names.last_epoch, le_obj.get()) < 0) return fast::error;
     ref res;
-    if (restart) {
-        static PyObject* zero = PyLong_FromLong(0);
-        res.reset(PyObject_CallMethodOneArg(member.get(), names.update_lr, zero));
-    } else {
-        res.reset(PyObject_CallMethodNoArgs(member.get(), names.step));
+    {
+        // The member may update its `_last_lr` in place although this instance holds it too: it is
+        // replaced by the member's list right below, with nothing run in between.
+        lend_last_lr lend(d.get());
+        if (restart) {
+            static PyObject* zero = PyLong_FromLong(0);
+            res.reset(PyObject_CallMethodOneArg(member.get(), names.update_lr, zero));
+        } else {
+            res.reset(PyObject_CallMethodNoArgs(member.get(), names.step));
+        }
     }
     if (!res) return fast::error;
     ref last(last_lr_of(member.get()));
     if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
     return fast::handled;
 }
+
+namespace {
+
+/// Whether every member is a fastlr scheduler of a class whose C step runs no user Python (not the
+/// lambda classes, not a composite), as its engine says (a member not yet stepped has none: no).
+bool lendable_members(PyObject* scheds) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds); ++i) {
+        const Engine* e = engine_in_slot(PySequence_Fast_ITEMS(scheds)[i]);
+        if (!e) return false;
+        const kind k = static_cast<kind>(e->kind);
+        const bool plain = (k >= kind::step_lr && k <= kind::cosine_warm_restarts) || k == kind::swalr;
+        if (!plain || e->capturable) return false;
+    }
+    return true;
+}
+
+/// `_last_lr = [group["lr"] for group in groups]`, into the previous list when nothing but the
+/// instance holds it (nobody can tell it from a new one) and every lr is a Python float. False
+/// otherwise; the caller then stores a new list, and the old one, possibly half rewritten, is freed
+/// unseen. Only floats are released here (no finalizer runs).
+bool refresh_last_lr(PyObject* d, PyObject* groups) {
+#ifdef Py_GIL_DISABLED
+    (void)d, (void)groups;
+    return false;
+#else
+    PyObject* last = PyDict_GetItem(d, names.last_lr);
+    const Py_ssize_t n = PyList_GET_SIZE(groups);
+    if (!last || !PyList_CheckExact(last) || Py_REFCNT(last) != 1 || PyList_GET_SIZE(last) != n) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
+        if (!v || !PyFloat_CheckExact(v)) return false;
+        PyObject* old = PyList_GET_ITEM(last, i);
+        if (old == v) continue;
+        if (!PyFloat_CheckExact(old)) return false;  // releasing it could run Python
+        PyList_SetItem(last, i, ref::incref(v));
+    }
+    return true;
+#endif
+}
+
+}  // namespace
 
 /// ChainedScheduler.step(): step every member in order, then `_last_lr` from the last member's
 /// optimizer, built here rather than by a Python comprehension over the groups.
@@ -277,10 +324,15 @@ fast chained_step(Engine*, PyObject* self) {
         ref member(ref::incref(PySequence_Fast_ITEMS(scheds.get())[i]));
         if (first_step_may_warn(member.get())) return fast::fallback;
     }
+    // The members may count this instance's `_last_lr` (replaced below by the groups' lrs) as their
+    // own holder of the groups' floats, so that they rewrite them in place; only when no member runs
+    // Python that could read it meanwhile (the user's lambdas, a composite's members).
+    const bool lend = lendable_members(scheds.get());
     // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
     // list iterator does.
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds.get()); ++i) {
         ref member(ref::incref(PySequence_Fast_ITEMS(scheds.get())[i]));
+        lend_last_lr scope(lend ? d.get() : lent_composite);
         ref res(PyObject_CallMethodNoArgs(member.get(), names.step));
         if (!res) return fast::error;
     }
@@ -294,6 +346,7 @@ fast chained_step(Engine*, PyObject* self) {
     if (!opt) return fast::error;
     ref groups(PyObject_GetAttr(opt.get(), names.param_groups));
     if (!groups) return fast::error;
+    if (PyList_CheckExact(groups.get()) && refresh_last_lr(d.get(), groups.get())) return fast::handled;
     ref last;
     if (PyList_CheckExact(groups.get())) last.reset(current_lrs(opt.get(), groups.get(), PyList_GET_SIZE(groups.get())));
     else last.reset(PyObject_CallFunctionObjArgs(refs.val_list, opt.get(), names.lr, nullptr));

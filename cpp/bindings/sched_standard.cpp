@@ -518,13 +518,9 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
     // place, and so is a float only it and its group hold.
     PyObject* prev_last = tensors ? nullptr : PyDict_GetItemWithError(d, names.last_lr);
-#ifdef Py_GIL_DISABLED
-    const bool in_place = false;
-#else
-    const bool in_place =
-        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
-#endif
     PyErr_Clear();
+    const last_lr_holders h = holders_of(prev_last, n);
+    const bool in_place = h.in_place;
     ref last(tensors ? nullptr : in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!tensors && !last) {
         clear_objs(eng, n);
@@ -537,7 +533,8 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         if (in_place && !slot) {
             PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
             PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
-            if (cur && PyFloat_CheckExact(cur) && Py_REFCNT(cur) == 2 && PyList_GET_ITEM(last.get(), i) == cur) {
+            if (cur && PyFloat_CheckExact(cur) && PyList_GET_ITEM(last.get(), i) == cur &&
+                Py_REFCNT(cur) == 2 + h.extra(cur, i)) {
                 reinterpret_cast<PyFloatObject*>(cur)->ob_fval = out[i];
                 continue;
             }
@@ -595,17 +592,25 @@ static void rollback_groups(PyObject* groups, const double* old, Py_ssize_t upto
 /// dict holding an exact float "lr" (or y_key), the groups already written are restored and nothing
 /// has changed.
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
-                  bool in_place) {
+                  const last_lr_holders& h) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
+    const bool in_place = h.in_place;
     double* old = eng->out->data();
-    std::uint8_t* mutated = eng->holders->data();  // in place: which groups' floats were rewritten
+    double* old_recycled = eng->v1->data();  // the recycled float's previous value (mutated[i] == 2)
+    // In place: 1 the group's float was rewritten; 2 the previous `_last_lr` float took the new value
+    // and was stored in the group; 0 a new float was stored.
+    std::uint8_t* mutated = eng->holders->data();
     PyObject* prev = nullptr;  // the float made for the previous group (borrowed from `last`)
     auto undo = [&](Py_ssize_t upto) {
         if (!in_place) return rollback_groups(groups, old, upto);
         for (Py_ssize_t j = 0; j < upto; ++j) {
             PyObject* lj = PyList_GET_ITEM(last, j);
-            if (mutated[j]) {
+            if (mutated[j] == 1) {
                 reinterpret_cast<PyFloatObject*>(lj)->ob_fval = old[j];
+            } else if (mutated[j] == 2) {  // the list keeps its float (old value); the group a new one
+                reinterpret_cast<PyFloatObject*>(lj)->ob_fval = old_recycled[j];
+                ref v(PyFloat_FromDouble(old[j]));
+                if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, j), names.lr, v.get()) < 0) PyErr_Clear();
             } else {  // a new float replaced the group's: put the old value back in both places
                 ref v(PyFloat_FromDouble(old[j]));
                 if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, j), names.lr, v.get()) < 0) PyErr_Clear();
@@ -639,10 +644,29 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         // The previous step's float, seen only by this group and the previous `_last_lr` (which
         // nothing else holds either), can take the new value itself: no float to allocate, none to
         // free, no dict write. Nobody can observe the difference from storing a new float.
-        if (in_place && Py_REFCNT(v) == 2 && PyList_GET_ITEM(last, i) == v) {
-            reinterpret_cast<PyFloatObject*>(v)->ob_fval = value;
-            mutated[i] = 1;
-            continue;
+        if (in_place) {
+            PyObject* prev_float = PyList_GET_ITEM(last, i);
+            if (prev_float == v && Py_REFCNT(v) == 2 + h.extra(v, i)) {
+                reinterpret_cast<PyFloatObject*>(v)->ob_fval = value;
+                mutated[i] = 1;
+                continue;
+            }
+            // The group's float is held elsewhere too (a composite's members share the groups), but
+            // the previous `_last_lr` float is ours alone: it takes the new value and goes to the
+            // group (one dict write, no float made or freed).
+            if (prev_float != v && PyFloat_CheckExact(prev_float) &&
+                Py_REFCNT(prev_float) == 1 + h.extra(prev_float, i)) {
+                old_recycled[i] = PyFloat_AS_DOUBLE(prev_float);
+                reinterpret_cast<PyFloatObject*>(prev_float)->ob_fval = value;
+                if (PyDict_SetItem(g, names.lr, prev_float) < 0) {
+                    reinterpret_cast<PyFloatObject*>(prev_float)->ob_fval = old_recycled[i];
+                    undo(i);
+                    return fast::error;
+                }
+                mutated[i] = 2;
+                prev = prev_float;
+                continue;
+            }
         }
         // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
         // would store equal floats; only their identity differs, which nothing can rely on).
@@ -729,13 +753,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
     std::uint8_t* how = eng->holders->data();  // per group: bit 0 lr float rewritten, bit 1 momentum's
     group_memo* memo = memo_for(eng, p, n);
     PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-#ifdef Py_GIL_DISABLED
-    const bool in_place = false;
-#else
-    const bool in_place =
-        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
-#endif
     PyErr_Clear();
+    const last_lr_holders h = holders_of(prev_last, n);
+    const bool in_place = h.in_place;
     last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!last) return fast::error;
     PyObject* lst = last.get();
@@ -838,7 +858,7 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
                 assigned = true;
             }
         }
-        if (in_place && Py_REFCNT(v) == 2 && PyList_GET_ITEM(lst, i) == v) {
+        if (in_place && PyList_GET_ITEM(lst, i) == v && Py_REFCNT(v) == 2 + h.extra(v, i)) {
             reinterpret_cast<PyFloatObject*>(v)->ob_fval = lr_new;
             how[i] |= 1;
         } else {
@@ -881,13 +901,9 @@ fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
     // place, and so are floats only it and their group hold.
     PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-#ifdef Py_GIL_DISABLED
-    const bool in_place = false;
-#else
-    const bool in_place =
-        prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 && PyList_GET_SIZE(prev_last) == n;
-#endif
     PyErr_Clear();
+    const last_lr_holders h = holders_of(prev_last, n);
+    const bool in_place = h.in_place;
     last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!last) return fast::error;
     // Betas tuples are rebuilt (a tuple allocation may run the cyclic GC, so they are made here, before
@@ -951,7 +967,8 @@ fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         PyObject* v = PyDict_GetItem(g, names.lr);
-        if (in_place && v && PyFloat_CheckExact(v) && Py_REFCNT(v) == 2 && PyList_GET_ITEM(last.get(), i) == v) {
+        if (in_place && v && PyFloat_CheckExact(v) && PyList_GET_ITEM(last.get(), i) == v &&
+            Py_REFCNT(v) == 2 + h.extra(v, i)) {
             reinterpret_cast<PyFloatObject*>(v)->ob_fval = lr_val[i];
             continue;
         }
@@ -978,20 +995,15 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
             // touching the groups: a container allocation may run the cyclic GC (and finalizers);
             // from here on no Python code runs until the step is committed.
             PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-#ifdef Py_GIL_DISABLED
-            const bool in_place = false;  // reference counts are not a proof of exclusivity there
-#else
-            const bool in_place = prev_last && PyList_CheckExact(prev_last) && Py_REFCNT(prev_last) == 1 &&
-                                  PyList_GET_SIZE(prev_last) == f.n;
-#endif
             PyErr_Clear();
-            last.reset(in_place ? ref::incref(prev_last) : PyList_New(f.n));
+            const last_lr_holders h = holders_of(prev_last, f.n);
+            last.reset(h.in_place ? ref::incref(prev_last) : PyList_New(f.n));
             if (!last) return fast::error;
             operands src;
             src.x = p.lr.x;
             src.y = p.lr.y;
             src.y_key = p.lr.y_key;
-            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get(), in_place);
+            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get(), h);
         } else {
             r = execute_pairs(eng, f, p, last);
         }

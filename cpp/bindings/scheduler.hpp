@@ -267,9 +267,43 @@ fast open_groups(PyObject* self, frame& f, Engine* eng = nullptr);
 /// A new `_last_lr` list: the groups' current lr objects (tensors cloned by torch's helper if any).
 PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n);
 /// member.get_last_lr() (new reference), read from the member's __dict__ where that is what it returns.
+/// The Engine in a fastlr scheduler's `_fastlr_engine` slot (borrowed), or null (none yet, or not fastlr's).
+Engine* engine_in_slot(PyObject* obj);
 PyObject* last_lr_of(PyObject* member);
 /// Ensure `_get_lr_called_within_step` is `value` (torch's context manager leaves it False).
 bool set_within_step(PyObject* d, PyObject* value);
+
+/// The instance dict of a composite (SequentialLR, ChainedScheduler) while it steps a member from C,
+/// else null (set by `lend_last_lr`). Right after the member's step the composite replaces its own
+/// `_last_lr` (SequentialLR: with the member's list; ChainedScheduler: with the groups' lrs), so the
+/// member may count the composite's references to its list and floats as its own.
+extern PyObject* lent_composite;
+
+/// Sets `lent_composite` for a scope (restoring the previous one: composites nest).
+struct lend_last_lr {
+    PyObject* saved;
+    explicit lend_last_lr(PyObject* composite_dict) : saved(lent_composite) { lent_composite = composite_dict; }
+    ~lend_last_lr() { lent_composite = saved; }
+    lend_last_lr(const lend_last_lr&) = delete;
+    lend_last_lr& operator=(const lend_last_lr&) = delete;
+};
+
+/// Who holds a scheduler's previous `_last_lr` (`prev`, read from its dict) and the floats in it,
+/// decided once per step before any write (no Python runs between this and the writes):
+/// - `in_place`: nothing but the scheduler's dict (and a lending composite's dict, for SequentialLR,
+///   which shares the list) holds `prev`, so it may be updated in place;
+/// - `co`: a lending composite's own list (ChainedScheduler), held by nothing but the composite's
+///   dict; its references to the groups' floats count as the scheduler's (`extra`).
+struct last_lr_holders {
+    bool in_place = false;
+    PyObject* co = nullptr;
+    Py_ssize_t n = 0;
+    /// 1 if the composite's list holds `v` at i (one more reference that is known), else 0.
+    Py_ssize_t extra(PyObject* v, Py_ssize_t i) const {
+        return co && i < n && PyList_GET_ITEM(co, i) == v ? 1 : 0;
+    }
+};
+last_lr_holders holders_of(PyObject* prev, Py_ssize_t n);
 
 /// Where a single-pass step finds its per-group operands.
 struct operands {
@@ -282,7 +316,7 @@ struct operands {
 /// and in `last` (a new list of n). On `fallback` nothing has changed (sched_standard.cpp).
 /// `in_place`: `last` is the previous `_last_lr` (held by nothing else), updated in place.
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
-                  bool in_place = false);
+                  const last_lr_holders& h);
 
 /// One side of a step (the lr, or momentum/beta1): the per-group expression and where its operands
 /// come from. x is the group's current value unless `x` (an array in group order) or `x_key` (a group

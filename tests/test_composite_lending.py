@@ -1,0 +1,109 @@
+"""SequentialLR and ChainedScheduler let their fastlr members reuse the previous step's objects (the
+member's ``_last_lr`` list and the floats in it) although the composite holds them too, because the
+composite replaces its own ``_last_lr`` right after. These tests hold on to every such object from
+outside, as a user may, and check that nothing a user holds ever changes, and that every step is
+bitwise torch's.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+import torch
+
+from _helpers_more import Twin, make_opt
+
+
+def _bits(xs: Any) -> list[bytes]:
+    return [struct.pack("<d", x) for x in xs]
+
+
+def _sequential(mod: Any, opt: torch.optim.Optimizer) -> Any:
+    warm = mod.LinearLR(opt, start_factor=0.1, total_iters=4)
+    decay = mod.CosineAnnealingLR(opt, T_max=50)
+    tail = mod.ExponentialLR(opt, gamma=0.97)
+    return mod.SequentialLR(opt, [warm, decay, tail], milestones=[4, 20])
+
+
+def _chained(mod: Any, opt: torch.optim.Optimizer) -> Any:
+    return mod.ChainedScheduler([mod.LinearLR(opt, start_factor=0.1, total_iters=9),
+                                 mod.ExponentialLR(opt, gamma=0.97),
+                                 mod.StepLR(opt, step_size=3, gamma=0.5)])
+
+
+def _chained_lambda(mod: Any, opt: torch.optim.Optimizer) -> Any:
+    return mod.ChainedScheduler([mod.ExponentialLR(opt, gamma=0.97),
+                                 mod.LambdaLR(opt, lambda e: 1.0 / (1 + e))])
+
+
+BUILDS = {"SequentialLR": _sequential, "ChainedScheduler": _chained, "ChainedScheduler+LambdaLR": _chained_lambda}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_held_objects_never_change(name: str) -> None:
+    twin = Twin(BUILDS[name], lambda: make_opt(5))
+    held: dict[int, list[tuple[list[Any], list[bytes]]]] = {}
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        mine = held.setdefault(id(opt), [])
+        if k in (3, 4, 10, 21):  # lists: the composite's, each member's; floats: the groups' lrs
+            lists = [sched.get_last_lr()] + [m.get_last_lr() for m in sched._schedulers]
+            lists.append([g["lr"] for g in opt.param_groups])
+            mine.extend((lst, _bits(lst)) for lst in lists)
+        if k in (6, 14, 25):  # drop some of them again, so that reuse resumes
+            del mine[: len(mine) // 2]
+        for lst, b in mine:
+            assert _bits(lst) == b, f"step {k}: an object held outside the scheduler changed"
+
+    twin.steps(30, between=between)
+    # A member's first step is torch's (its order warning); every other step is the engine's.
+    assert twin.sf._fastlr_engine.handled >= 30 - len(twin.sf._schedulers)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_member_edits_between_steps(name: str) -> None:
+    """Group lrs set by hand and a member's list replaced: the next steps are still torch's."""
+    twin = Twin(BUILDS[name], lambda: make_opt(4))
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        if k == 5:
+            opt.param_groups[1]["lr"] = 0.05
+        if k == 8:
+            sched._schedulers[0]._last_lr = list(sched._schedulers[0]._last_lr)
+        if k == 12:
+            sched._last_lr = list(sched._last_lr)
+
+    twin.steps(25, between=between)
+
+
+def test_chained_reuses_its_objects() -> None:
+    """What the lending is for: a ChainedScheduler of fastlr members makes no float per step."""
+    from fastlr import lr_scheduler as F
+
+    opt = make_opt(6)
+    s = F.ChainedScheduler([F.LinearLR(opt, start_factor=0.1, total_iters=100), F.ExponentialLR(opt, gamma=0.99)])
+    for _ in range(3):
+        s.step()
+    ids = lambda: ([id(g["lr"]) for g in opt.param_groups], [id(x) for m in s._schedulers for x in m._last_lr],
+                   id(s._last_lr))  # noqa: E731
+    before = ids()
+    for _ in range(5):
+        s.step()
+    assert ids() == before
+
+
+def test_sequential_reuses_its_objects() -> None:
+    from fastlr import lr_scheduler as F
+
+    opt = make_opt(6)
+    warm = F.LinearLR(opt, start_factor=0.1, total_iters=3)
+    s = F.SequentialLR(opt, [warm, F.CosineAnnealingLR(opt, T_max=100)], milestones=[3])
+    for _ in range(5):
+        s.step()
+    before = ([id(g["lr"]) for g in opt.param_groups], id(s._last_lr))
+    for _ in range(5):
+        s.step()
+    assert ([id(g["lr"]) for g in opt.param_groups], id(s._last_lr)) == before
+    assert s._last_lr is s._schedulers[1]._last_lr
