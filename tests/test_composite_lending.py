@@ -107,3 +107,61 @@ def test_sequential_reuses_its_objects() -> None:
         s.step()
     assert ([id(g["lr"]) for g in opt.param_groups], id(s._last_lr)) == before
     assert s._last_lr is s._schedulers[1]._last_lr
+
+
+def test_chained_fallback_mid_pass_and_odd_values() -> None:
+    """A group the fused pass cannot take (an int lr, then a tensor-free odd value) makes the step go
+    member by member, with torch's results; later steps fuse again."""
+    twin = Twin(_chained, lambda: make_opt(4))
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        if k == 5:
+            opt.param_groups[3]["lr"] = 1  # an int
+        if k == 9:
+            opt.param_groups[0]["lr"] = True  # a bool: torch multiplies it like an int
+
+    twin.steps(20, between=between)
+
+
+def test_chained_respects_a_member_that_overrides_step() -> None:
+    """A member whose class overrides step() is stepped through it (no fused pass skips it)."""
+    from fastlr import lr_scheduler as F
+
+    calls = []
+
+    class Counting(F.ExponentialLR):
+        def step(self, epoch: Any = None) -> None:
+            calls.append(self.last_epoch)
+            super().step(epoch)
+
+    def build(mod: Any, opt: torch.optim.Optimizer) -> Any:
+        exp = Counting(opt, gamma=0.9) if mod is F else mod.ExponentialLR(opt, gamma=0.9)
+        return mod.ChainedScheduler([mod.LinearLR(opt, start_factor=0.2, total_iters=6), exp])
+
+    twin = Twin(build, lambda: make_opt(3))
+    before = len(calls)
+    twin.steps(10)
+    assert len(calls) - before == 10
+
+
+def test_chained_members_on_different_optimizers() -> None:
+    """Members re-pointed at another optimizer after construction: each steps its own groups."""
+    def build(mod: Any, opt: torch.optim.Optimizer) -> Any:
+        return mod.ChainedScheduler([mod.ExponentialLR(opt, gamma=0.9), mod.StepLR(opt, step_size=2, gamma=0.5)])
+
+    twin = Twin(build, lambda: make_opt(3))
+    other_t, other_f = make_opt(3), make_opt(3)
+    twin.st._schedulers[1].optimizer = other_t
+    twin.sf._schedulers[1].optimizer = other_f
+    twin.steps(8)
+    assert [g["lr"] for g in other_t.param_groups] == [g["lr"] for g in other_f.param_groups]
+
+
+def test_chained_with_the_same_member_twice() -> None:
+    """torch steps a member listed twice twice (counters and values); so does fastlr."""
+    def build(mod: Any, opt: torch.optim.Optimizer) -> Any:
+        exp = mod.ExponentialLR(opt, gamma=0.9)
+        return mod.ChainedScheduler([exp, mod.StepLR(opt, step_size=2, gamma=0.5), exp])
+
+    twin = Twin(build, lambda: make_opt(3))
+    twin.steps(12)

@@ -131,6 +131,8 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
         self->tgen = new std::vector<unsigned>();
         self->memo = new std::vector<group_memo>();
+        self->chain_vals = new std::vector<double>();
+        self->chain_objs = new std::vector<PyObject*>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -154,6 +156,9 @@ void engine_dealloc(PyObject* o) {
     delete self->tcache;
     delete self->tgen;
     delete self->memo;
+    delete self->chain_vals;
+    for (PyObject*& o : *self->chain_objs) Py_CLEAR(o);
+    delete self->chain_objs;
     for (PyObject*& k : self->memo_keys) Py_CLEAR(k);
     Py_CLEAR(self->dict);
     Py_CLEAR(self->scale_ref);
@@ -615,6 +620,18 @@ PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n) {
         PyList_SET_ITEM(last.get(), i, v);
     }
     return last.release();
+}
+
+Engine* engine_for_call(PyObject* self) { return engine_of(self); }
+
+bool has_c_step(PyObject* obj) {
+    PyObject* s = _PyType_Lookup(Py_TYPE(obj), names.step);  // borrowed
+    if (!s || Py_TYPE(s) != &PyMethodDescr_Type) return false;
+    return reinterpret_cast<PyMethodDescrObject*>(s)->d_method->ml_meth ==
+           reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(scheduler_step));
+}
+void release_call(Engine* eng) {
+    if (eng) Py_CLEAR(eng->dict);
 }
 
 Engine* engine_in_slot(PyObject* obj) {

@@ -314,7 +314,7 @@ bool refresh_last_lr(PyObject* d, PyObject* groups) {
 
 /// ChainedScheduler.step(): step every member in order, then `_last_lr` from the last member's
 /// optimizer, built here rather than by a Python comprehension over the groups.
-fast chained_step(Engine*, PyObject* self) {
+fast chained_step(Engine* eng, PyObject* self) {
     ref d(PyObject_GenericGetDict(self, nullptr));
     if (!d) return PyErr_Clear(), fast::fallback;
     ref scheds(ref::incref(PyDict_GetItemWithError(d.get(), names.schedulers)));
@@ -328,6 +328,9 @@ fast chained_step(Engine*, PyObject* self) {
     // own holder of the groups' floats, so that they rewrite them in place; only when no member runs
     // Python that could read it meanwhile (the user's lambdas, a composite's members).
     const bool lend = lendable_members(scheds.get());
+    // All members plain: their updates fused into one pass over the groups, where they allow it.
+    const fast fused = lend ? chained_fused(eng, d.get(), scheds.get()) : fast::fallback;
+    if (fused != fast::fallback) return fused;  // handled: `_last_lr` too
     // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
     // list iterator does.
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(scheds.get()); ++i) {

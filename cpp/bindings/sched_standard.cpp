@@ -1120,3 +1120,185 @@ fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoc
 }
 
 }  // namespace fastlr_py
+
+namespace fastlr_py {
+
+namespace {
+
+/// One member of a fused ChainedScheduler step: its engine (lent for the call), frame and plan.
+struct chain_member {
+    PyObject* obj = nullptr;  // borrowed from the composite's list (kept alive by `keep`)
+    ref keep;
+    Engine* eng = nullptr;
+    std_frame f;
+    plan p;
+    PyObject* prev = nullptr;  // its `_last_lr` (borrowed from its dict)
+    bool in_place = false;     // `prev` is updated in place
+    ref fresh;                 // else its new `_last_lr`
+    ~chain_member() { release_call(eng); }
+};
+
+constexpr Py_ssize_t max_chain = 8;
+
+}  // namespace
+
+fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds) {
+    const Py_ssize_t k = PySequence_Fast_GET_SIZE(scheds);
+    if (k < 2 || k > max_chain) return fast::fallback;
+    chain_member m[max_chain];
+    Py_ssize_t n = 0;
+    PyObject* groups = nullptr;
+    // Every member's plan, as its own step() would make it; nothing is written yet.
+    for (Py_ssize_t j = 0; j < k; ++j) {
+        chain_member& c = m[j];
+        c.obj = PySequence_Fast_ITEMS(scheds)[j];
+        c.keep.reset(ref::incref(c.obj));
+        if (!has_c_step(c.obj)) return fast::fallback;
+        for (Py_ssize_t q = 0; q < j; ++q)
+            if (m[q].obj == c.obj) return fast::fallback;  // one scheduler twice: it steps twice
+        c.eng = engine_for_call(c.obj);
+        if (!c.eng) return fast::fallback;
+        const kind kd = static_cast<kind>(c.eng->kind);
+        if (!has_closed_form(kd) || c.eng->capturable || c.eng->plr || c.eng->pmom || c.eng->last_stale)
+            return fast::fallback;
+        fast r = open_standard(c.eng, c.obj, true, Py_None, c.f);
+        if (r == fast::handled) {
+            update u;
+            r = decay_update(kd, c.f.dict.get(), state_of(c.f, true), false, c.f.le_obj.get(), u);
+            if (r == fast::handled) r = single_plan(c.eng, c.f, u, c.p);
+        }
+        if (r != fast::handled || c.eng->tensor_operand || c.p.lr.x_key || c.p.lr.y_key) return PyErr_Clear(), fast::fallback;
+        if (j == 0) {
+            groups = c.f.groups.get();
+            n = c.f.n;
+        } else if (c.f.groups.get() != groups || c.f.n != n) {
+            return fast::fallback;  // members on different optimizers: one at a time
+        }
+    }
+    // Containers first (their allocation may run the cyclic GC, and with it Python code): a new
+    // `_last_lr` for each member whose previous one something else holds too.
+    PyObject* co = PyDict_GetItemWithError(d, names.last_lr);
+    PyErr_Clear();
+    const bool co_ok =
+#ifdef Py_GIL_DISABLED
+        false;
+#else
+        co && PyList_CheckExact(co) && Py_REFCNT(co) == 1 && PyList_GET_SIZE(co) == n;
+#endif
+    for (Py_ssize_t j = 0; j < k; ++j) {
+        chain_member& c = m[j];
+        c.prev = PyDict_GetItemWithError(c.f.dict.get(), names.last_lr);
+        PyErr_Clear();
+#ifndef Py_GIL_DISABLED
+        c.in_place = c.prev && PyList_CheckExact(c.prev) && Py_REFCNT(c.prev) == 1 && PyList_GET_SIZE(c.prev) == n;
+        for (Py_ssize_t q = 0; q < j && c.in_place; ++q) c.in_place = m[q].prev != c.prev;
+#endif
+        if (!c.in_place) {
+            c.fresh.reset(PyList_New(n));
+            if (!c.fresh) return fast::error;
+        }
+    }
+    // The allocations may have run Python: the groups must still be what the plans were made for.
+    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+    try {
+        if (eng->chain_vals->size() < static_cast<std::size_t>(k * n)) eng->chain_vals->resize(static_cast<std::size_t>(k * n));
+        if (eng->chain_objs->size() < static_cast<std::size_t>(k * n))
+            eng->chain_objs->resize(static_cast<std::size_t>(k * n), nullptr);
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return fast::error;
+    }
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    PyObject** lr_objs = eng->objs->data();     // group i's lr float (borrowed; nulled in pass 2)
+    double* vals = eng->chain_vals->data();    // vals[j * n + i]: member j's value for group i
+    PyObject** objs = eng->chain_objs->data();  // objs[j * n + i]: a new float for it, or null (in place)
+    auto drop_objs = [&](Py_ssize_t upto) {
+        for (Py_ssize_t q = 0; q < k * upto; ++q) Py_CLEAR(objs[q]);
+    };
+    const std::size_t sn = static_cast<std::size_t>(n);
+    // Pass 1: read every group's lr, evaluate the members in order, decide for each value whether an
+    // existing float (only ours) takes it or a new one is made now. Only floats are allocated.
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+        if (!v || !PyFloat_CheckExact(v)) {
+            PyErr_Clear();
+            drop_objs(i);
+            std::fill(lr_objs, lr_objs + i, nullptr);
+            return fast::fallback;
+        }
+        lr_objs[i] = v;
+        double cur = PyFloat_AS_DOUBLE(v);
+        for (Py_ssize_t j = 0; j < k; ++j) {
+            const side& sd = m[j].p.lr;
+            const double x = sd.x ? sd.x[i] : cur;
+            const double y = sd.y ? sd.y[i] : 0.0;
+            cur = sd.u.kind == update::op::keep ? cur : fastlr::eval(sd.u, x, y);
+            vals[static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i)] = cur;
+        }
+        for (Py_ssize_t j = 0; j < k; ++j) {
+            const chain_member& c = m[j];
+            PyObject* target;  // the float that takes member j's value in place, if any
+            if (j < k - 1) {   // an intermediate value: the member's own float, held by its list alone
+                target = c.in_place ? PyList_GET_ITEM(c.prev, i) : nullptr;
+                if (target && (target == v || !PyFloat_CheckExact(target) || Py_REFCNT(target) != 1)) target = nullptr;
+            } else {  // the final value: the group's float, held by the group, this list and the composite's
+                const Py_ssize_t extra = co_ok && PyList_GET_ITEM(co, i) == v ? 1 : 0;
+                target = c.in_place && PyList_GET_ITEM(c.prev, i) == v && Py_REFCNT(v) == 2 + extra ? v : nullptr;
+            }
+            PyObject*& o = objs[static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i)];
+            if (target) continue;
+            o = PyFloat_FromDouble(vals[static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i)]);
+            if (!o) {
+                drop_objs(i + 1);
+                std::fill(lr_objs, lr_objs + i + 1, nullptr);
+                return fast::error;
+            }
+        }
+    }
+    // Pass 2: the writes. Nothing here can fail or run Python: list items are replaced, floats
+    // rewritten, and `lr` is replaced in dicts that already hold it.
+    // The composite's own `_last_lr` (torch: the groups' lrs after the last member) is refreshed in
+    // the same pass when nothing but the composite holds it.
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* final_obj = lr_objs[i];
+        lr_objs[i] = nullptr;
+        for (Py_ssize_t j = 0; j < k; ++j) {
+            chain_member& c = m[j];
+            const std::size_t at = static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i);
+            PyObject* o = objs[at];
+            objs[at] = nullptr;
+            if (!o) {  // in place
+                PyObject* target = j < k - 1 ? PyList_GET_ITEM(c.prev, i) : final_obj;
+                reinterpret_cast<PyFloatObject*>(target)->ob_fval = vals[at];
+                continue;
+            }
+            if (j == k - 1) {
+                PyDict_SetItem(g, names.lr, o);  // an existing key: cannot fail
+                final_obj = o;
+            }
+            if (c.in_place) PyList_SetItem(c.prev, i, o);
+            else PyList_SET_ITEM(c.fresh.get(), i, o);
+        }
+        if (co_ok && PyList_GET_ITEM(co, i) != final_obj) PyList_SetItem(co, i, ref::incref(final_obj));
+    }
+    // Each member's counters and `_last_lr`, in the members' order (as their own steps leave them).
+    for (Py_ssize_t j = 0; j < k; ++j) {
+        chain_member& c = m[j];
+        if (commit(c.f.dict.get(), c.f, c.in_place ? c.prev : c.fresh.get()) != fast::handled) return fast::error;
+        ++c.eng->handled;
+    }
+    if (co_ok) return fast::handled;
+    // A new list for the composite (after the commit: torch builds it last, too).
+    ref opt(ref::incref(PyDict_GetItem(m[k - 1].f.dict.get(), names.optimizer)));
+    if (!opt) {  // only a finalizer run by the list allocation could have removed it
+        PyErr_SetString(PyExc_AttributeError, "ChainedScheduler: the last scheduler has no 'optimizer'");
+        return fast::error;
+    }
+    ref last(current_lrs(opt.get(), groups, PyList_GET_SIZE(groups)));
+    if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
+    return fast::handled;
+}
+
+}  // namespace fastlr_py

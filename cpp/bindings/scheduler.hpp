@@ -226,6 +226,10 @@ struct Engine {
     /// (see group_memo); valid while the group dict's version is unchanged.
     std::vector<group_memo>* memo;
     PyObject* memo_keys[4];  // the operand keys the memo's values were read under (owned; may be null)
+    // ChainedScheduler's fused step (sched_standard.cpp): per member and group, the values and the
+    // new floats made before anything is written (null between steps).
+    std::vector<double>* chain_vals;
+    std::vector<PyObject*>* chain_objs;
 };
 
 /// Whether a tensor operand was read in this call for group i's lr (mom false) or momentum (mom true).
@@ -358,6 +362,16 @@ void unpack(Engine* eng);
 
 // The protocols (sched_standard.cpp, sched_events.cpp).
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch);
+/// ChainedScheduler.step() fused (`eng` and `d`: the composite's): when every member is a decay or
+/// CosineAnnealingLR stepping the same float param groups through fastlr's C step, all members'
+/// updates are applied in one pass over the groups, each member's `_last_lr` gets its own
+/// intermediate values, and the counters are committed member by member. `fallback`: nothing changed.
+fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds);
+/// engine_of() for a call made from C (not through step()); release it with release_call().
+Engine* engine_for_call(PyObject* self);
+void release_call(Engine* eng);
+/// Whether obj's class steps through fastlr's C step() (no subclass overrides it).
+bool has_c_step(PyObject* obj);
 fast cawr_step(Engine* eng, PyObject* self, PyObject* epoch);
 fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics);
 fast sequential_step(Engine* eng, PyObject* self);
