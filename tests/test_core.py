@@ -75,6 +75,12 @@ def test_pymath_matches_cpython(op, a, b):
     if expected[0] == "value" and op in {"pow", "truediv"}:
         expected = ("value", float(expected[1]))
     assert kind == expected[0], (a, b, kind, value, expected)
+    if kind == "value" and all(isinstance(v, float) and math.isnan(v) for v in (a, b)):
+        # Two NaN operands: IEEE 754 leaves open which one's sign and payload the result carries, and
+        # CPython's binary decides by the operand order its compiler chose for the instruction (on
+        # x86-64 builds, nan + -nan is -nan but -nan + nan is nan). Only NaN-ness is specified.
+        assert isinstance(value, float) and math.isnan(value), (a, b, value, expected)
+        return
     if kind == "raise":
         assert value is expected[1]
     else:

@@ -16,6 +16,42 @@ namespace {
 
 bool has_closed_form(kind k) { return k >= kind::step_lr && k <= kind::cosine_annealing_lr; }
 
+/// The items of a `_last_lr` list updated in place that a pass replaced, kept (owned, in the engine's
+/// `objs`, null outside a pass) until the pass is over: a failed pass puts them back, so that the list
+/// is exactly what it was, as torch's would be (its new list is only stored once the step succeeded;
+/// an old item is not necessarily the group's old lr, e.g. after torch's own step failed midway).
+struct list_stash {
+    PyObject* list;     // null: nothing to keep (a new list)
+    PyObject** slot;    // n slots
+    Py_ssize_t hi = 0;  // slots [0, hi) may be set
+    list_stash(PyObject* l, Engine* eng) : list(l), slot(eng->objs->data()) {}
+    list_stash(const list_stash&) = delete;
+    list_stash& operator=(const list_stash&) = delete;
+    /// list[i] = item (a new reference, stolen); the old item is kept.
+    void replace(Py_ssize_t i, PyObject* item) {
+        PyObject* old = PyList_GET_ITEM(list, i);
+        PyList_SET_ITEM(list, i, item);
+        if (slot[i]) Py_DECREF(old);  // replaced twice in one pass: the first original is kept
+        else slot[i] = old;
+        if (i + 1 > hi) hi = i + 1;
+    }
+    /// Put back every replaced item.
+    void restore() {
+        for (Py_ssize_t i = 0; i < hi; ++i) {
+            if (!slot[i]) continue;
+            PyObject* cur = PyList_GET_ITEM(list, i);
+            PyList_SET_ITEM(list, i, slot[i]);
+            slot[i] = nullptr;
+            Py_DECREF(cur);
+        }
+        hi = 0;
+    }
+    /// The pass is over (committed or restored): release what is kept.
+    ~list_stash() {
+        for (Py_ssize_t i = 0; i < hi; ++i) Py_CLEAR(slot[i]);
+    }
+};
+
 /// What every standard step shares: the instance dict, counters and the optimizer's group list.
 struct std_frame : frame {
     std::int64_t step_count = 0;
@@ -359,11 +395,65 @@ void clear_objs(Engine* eng, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR((*eng->objs)[static_cast<std::size_t>(i)]);
 }
 
-/// Whether every group is an exact dict holding an exact float "lr".
-bool all_float_lrs(PyObject* groups, Py_ssize_t n) {
+/// The memo of `eng` for plan `p`, sized to n groups; null where dict versions are not available or
+/// the memo cannot grow. A plan that reads other operand keys (OneCycleLR's next phase) than those
+/// the memo was filled under clears it.
+group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
+#if FASTLR_DICT_VERSIONS
+    PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
+    auto& memo = *eng->memo;
+    bool same = true;
+    for (int k = 0; k < 4; ++k) same = same && keys[k] == eng->memo_keys[k];
+    try {
+        if (!same) {
+            memo.assign(static_cast<std::size_t>(n), group_memo{});
+            for (int k = 0; k < 4; ++k) {
+                Py_XINCREF(keys[k]);
+                Py_XSETREF(eng->memo_keys[k], keys[k]);
+            }
+        } else if (memo.size() < static_cast<std::size_t>(n)) {
+            memo.resize(static_cast<std::size_t>(n));
+        }
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+    return memo.data();
+#else
+    (void)eng, (void)p, (void)n;
+    return nullptr;
+#endif
+}
+
+/// Group i's lr float as the memo has it, if the group dict `g` is unchanged since; else null.
+PyObject* memo_lr(const group_memo* memo, Py_ssize_t i, PyObject* g) {
+#if FASTLR_DICT_VERSIONS
+    if (memo && memo[i].dict == g && dict_version(g) == memo[i].version) return memo[i].lr;
+#else
+    (void)memo, (void)i, (void)g;
+#endif
+    return nullptr;
+}
+
+/// Record that group dict `g` (an exact dict) holds lr float `lr` now, with no momentum.
+void memo_note(group_memo* memo, Py_ssize_t i, PyObject* g, PyObject* lr) {
+#if FASTLR_DICT_VERSIONS
+    if (!memo) return;
+    memo[i].dict = g;
+    memo[i].version = dict_version(g);
+    memo[i].lr = lr;
+    memo[i].mom = nullptr;
+#else
+    (void)memo, (void)i, (void)g, (void)lr;
+#endif
+}
+
+/// Whether every group is an exact dict holding an exact float "lr" (known from the memo for a group
+/// unchanged since the last step).
+bool all_float_lrs(PyObject* groups, Py_ssize_t n, const group_memo* memo) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
         double lr;
+        if (memo_lr(memo, i, g)) continue;
         if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr)) return false;
     }
     return true;
@@ -387,7 +477,8 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     double* y = eng->y->data();
     double* out = eng->out->data();
     bool tensors = eng->plr != nullptr;
-    if (!tensors && !all_float_lrs(f.groups.get(), n)) {
+    group_memo* memo = tensors ? nullptr : memo_for(eng, plan{}, n);
+    if (!tensors && !all_float_lrs(f.groups.get(), n, memo)) {
         bool packed_any = false;
         const fast r = pack(eng, f, false, false, packed_any);
         if (r != fast::handled) return r;
@@ -421,7 +512,8 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         if (multiplicative) {
             PyObject* groups = f.groups.get();
             PyObject* g = PyList_GET_SIZE(groups) > i ? PyList_GET_ITEM(groups, i) : nullptr;
-            PyObject* v = g && PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            PyObject* v = g ? memo_lr(memo, i, g) : nullptr;
+            if (!v) v = g && PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
             if (!v) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "param_groups changed during step()");
                 ok = false;
@@ -527,43 +619,64 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         return fast::error;
     }
     bool stored_as_is = true;  // every group holds exactly the object written (no tensor helper)
+    // The items of `last` replaced (their slots in `objs` are free by then: each value is taken first).
+    list_stash stash(in_place ? last.get() : nullptr, eng);
+    double* old_vals = eng->v1->data();            // in place: a rewritten float's previous value
+    std::uint8_t* rewritten = eng->holders->data();  // and whether group i's float was rewritten
+    // A failed write (a tensor helper raising, MemoryError): as in torch, the groups written so far keep
+    // their new lrs, and `_last_lr` stays as it was, items and values.
+    auto fail = [&](Py_ssize_t upto) {
+        if (in_place) {
+            stash.restore();
+            for (Py_ssize_t j = 0; j < upto; ++j) {
+                if (!rewritten[j]) continue;
+                PyObject* shared = PyList_GET_ITEM(last.get(), j);  // the group's float too
+                ref nv(PyFloat_FromDouble(out[j]));
+                if (!nv || PyDict_SetItem(PyList_GET_ITEM(f.groups.get(), j), names.lr, nv.get()) < 0) PyErr_Clear();
+                reinterpret_cast<PyFloatObject*>(shared)->ob_fval = old_vals[j];
+            }
+        }
+        clear_objs(eng, n);
+        return fast::error;
+    };
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject*& slot = (*eng->objs)[static_cast<std::size_t>(i)];
         if (tensors && !slot) continue;
+        rewritten[i] = 0;
         if (in_place && !slot) {
             PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
-            PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
+            PyObject* known = memo_lr(memo, i, g);
+            PyObject* cur = known ? known : PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
             if (cur && PyFloat_CheckExact(cur) && PyList_GET_ITEM(last.get(), i) == cur &&
                 Py_REFCNT(cur) == 2 + h.extra(cur, i)) {
+                old_vals[i] = PyFloat_AS_DOUBLE(cur);
+                rewritten[i] = 1;
                 reinterpret_cast<PyFloatObject*>(cur)->ob_fval = out[i];
+                if (!known) memo_note(memo, i, g, cur);
                 continue;
             }
         }
         ref v(slot ? slot : PyFloat_FromDouble(out[i]));
         slot = nullptr;
-        if (!v) {
-            clear_objs(eng, n);
-            return fast::error;
-        }
+        if (!v) return fail(i);
         PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
         PyObject* cur = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         int rc;
         if (cur && PyFloat_CheckExact(cur)) {
             rc = PyDict_SetItem(g, names.lr, v.get());
             if (last && rc == 0) {
-                if (in_place) PyList_SetItem(last.get(), i, ref::incref(v.get()));
+                if (in_place) stash.replace(i, ref::incref(v.get()));
                 else PyList_SET_ITEM(last.get(), i, ref::incref(v.get()));
             }
+            if (rc == 0 && PyFloat_CheckExact(v.get())) memo_note(memo, i, g, v.get());
+            else if (memo) memo[i].dict = nullptr;
         } else {  // a tensor lr: torch's own helper (fill_) decides
             PyErr_Clear();
             ref res(PyObject_CallFunctionObjArgs(refs.update_group, g, names.lr, v.get(), nullptr));
             rc = res ? 0 : -1;
             stored_as_is = false;
         }
-        if (rc < 0) {
-            clear_objs(eng, n);
-            return fast::error;
-        }
+        if (rc < 0) return fail(i);
     }
     if (tensors && !exotic) return fast::handled;  // `_last_lr` is materialised on demand
     if (!last || !stored_as_is) last.reset(current_lrs(opt, f.groups.get(), n));
@@ -601,8 +714,11 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
     // and was stored in the group; 0 a new float was stored.
     std::uint8_t* mutated = eng->holders->data();
     PyObject* prev = nullptr;  // the float made for the previous group (borrowed from `last`)
+    if (in_place && !fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    list_stash stash(in_place ? last : nullptr, eng);
     auto undo = [&](Py_ssize_t upto) {
         if (!in_place) return rollback_groups(groups, old, upto);
+        stash.restore();  // the list's items as they were (the floats below get their old values)
         for (Py_ssize_t j = 0; j < upto; ++j) {
             PyObject* lj = PyList_GET_ITEM(last, j);
             if (mutated[j] == 1) {
@@ -611,10 +727,9 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
                 reinterpret_cast<PyFloatObject*>(lj)->ob_fval = old_recycled[j];
                 ref v(PyFloat_FromDouble(old[j]));
                 if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, j), names.lr, v.get()) < 0) PyErr_Clear();
-            } else {  // a new float replaced the group's: put the old value back in both places
+            } else {  // a new float replaced the group's: the old value back in the group
                 ref v(PyFloat_FromDouble(old[j]));
                 if (!v || PyDict_SetItem(PyList_GET_ITEM(groups, j), names.lr, v.get()) < 0) PyErr_Clear();
-                else PyList_SetItem(last, j, v.release());
             }
         }
     };
@@ -636,7 +751,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         mutated[i] = 0;
         if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
             if (!in_place) PyList_SET_ITEM(last, i, ref::incref(v));
-            else if (PyList_GET_ITEM(last, i) != v) PyList_SetItem(last, i, ref::incref(v));
+            else if (PyList_GET_ITEM(last, i) != v) stash.replace(i, ref::incref(v));
             continue;
         }
         if (src.y) y = src.y[i];
@@ -681,7 +796,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
             undo(i);
             return fast::error;
         }
-        if (in_place) PyList_SetItem(last, i, nv);  // drops the list's reference to the old float
+        if (in_place) stash.replace(i, nv);  // the old item is released when the pass is over
         else PyList_SET_ITEM(last, i, nv);
         prev = nv;
     }
@@ -707,35 +822,6 @@ bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, doubl
     return sd.y_key && group_value(eng, g, sd.y_key, i, y);
 }
 
-/// The memo of `eng` for plan `p`, sized to n groups; null where dict versions are not available or
-/// the memo cannot grow. A plan that reads other operand keys (OneCycleLR's next phase) than those
-/// the memo was filled under clears it.
-group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
-#if FASTLR_DICT_VERSIONS
-    PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
-    auto& memo = *eng->memo;
-    bool same = true;
-    for (int k = 0; k < 4; ++k) same = same && keys[k] == eng->memo_keys[k];
-    try {
-        if (!same) {
-            memo.assign(static_cast<std::size_t>(n), group_memo{});
-            for (int k = 0; k < 4; ++k) {
-                Py_XINCREF(keys[k]);
-                Py_XSETREF(eng->memo_keys[k], keys[k]);
-            }
-        } else if (memo.size() < static_cast<std::size_t>(n)) {
-            memo.resize(static_cast<std::size_t>(n));
-        }
-    } catch (const std::bad_alloc&) {
-        return nullptr;
-    }
-    return memo.data();
-#else
-    (void)eng, (void)p, (void)n;
-    return nullptr;
-#endif
-}
-
 /// The float executor for CyclicLR and OneCycleLR without betas (momentum a float, or not cycled), in
 /// one pass: each group dict is visited once (its lr and operands read, momentum and lr written),
 /// which at thousands of groups is what keeps a step near the cost of a bare assignment loop. A group
@@ -759,6 +845,7 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
     last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!last) return fast::error;
     PyObject* lst = last.get();
+    list_stash stash(in_place ? lst : nullptr, eng);
     auto restore = [](PyObject* g, PyObject* key, PyObject* cur, bool rewritten, double value) {
         if (rewritten) {
             reinterpret_cast<PyFloatObject*>(cur)->ob_fval = value;
@@ -770,16 +857,13 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
     // Undo groups [0, upto): momentum first, then the lr (and `_last_lr` where it was updated in place).
     // Their memo entries are dropped (a float rewritten back in place leaves the version as it was).
     auto undo = [&](Py_ssize_t upto) {
+        if (in_place) stash.restore();
         for (Py_ssize_t j = 0; j < upto; ++j) {
             PyObject* g = PyList_GET_ITEM(groups, j);
             if (memo) memo[j].dict = nullptr;
             if (p.momentum) restore(g, names.momentum, PyDict_GetItem(g, names.momentum), how[j] & 2, old_m[j]);
             PyObject* cur = PyDict_GetItem(g, names.lr);
             restore(g, names.lr, cur, how[j] & 1, old_lr[j]);
-            if (in_place && !(how[j] & 1)) {
-                PyObject* now = PyDict_GetItem(g, names.lr);
-                if (now) PyList_SetItem(lst, j, ref::incref(now));
-            }
         }
     };
     // A side's operands: from the plan's arrays, the memo (keys) or the group's current value.
@@ -869,7 +953,7 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
                 undo(i + 1);  // group i's momentum too; its lr is unchanged (restored to the same value)
                 return fast::error;
             }
-            if (in_place) PyList_SetItem(lst, i, nv);
+            if (in_place) stash.replace(i, nv);
             else PyList_SET_ITEM(lst, i, nv);
             v = nv;
             assigned = true;
