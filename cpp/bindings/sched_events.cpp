@@ -93,14 +93,53 @@ fast replay_warm_restarts(Engine* eng, PyObject* self, std::int64_t k, std::int6
 // ------------------------------------------------------------------------------------------------
 namespace {
 
+/// `_last_lr = [group["lr"] for group in groups]`, into the previous list when nothing but the
+/// instance holds it (nobody can tell it from a new one) and every lr is a Python float. False
+/// otherwise; the caller then stores a new list, and the old one, possibly half rewritten, is freed
+/// unseen. Only floats are released here (no finalizer runs).
+bool refresh_last_lr(PyObject* d, PyObject* groups) {
+#ifdef Py_GIL_DISABLED
+    (void)d, (void)groups;
+    return false;
+#else
+    PyObject* last = PyDict_GetItem(d, names.last_lr);
+    const Py_ssize_t n = PyList_GET_SIZE(groups);
+    if (!last || !PyList_CheckExact(last) || Py_REFCNT(last) != 1 || PyList_GET_SIZE(last) != n) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
+        if (!v || !PyFloat_CheckExact(v)) return false;
+        PyObject* old = PyList_GET_ITEM(last, i);
+        if (old == v) continue;
+        if (!PyFloat_CheckExact(old)) return false;  // releasing it could run Python
+        PyList_SetItem(last, i, ref::incref(v));
+    }
+    return true;
+#endif
+}
+
 /// ReduceLROnPlateau._is_better's branch for (mode, threshold_mode), in torch's if/elif order.
 bool plateau_rule(PyObject* mode, PyObject* tmode, fastlr::plateau_params::rule& out) {
     auto is = [](PyObject* o, PyObject* s) {
         return PyUnicode_CheckExact(o) && (o == s || PyUnicode_Compare(o, s) == 0);
     };
     if (!mode || !tmode) return false;
-    const bool mn = is(mode, names.min), mx = is(mode, names.max);
-    const bool rel = is(tmode, names.rel), ab = is(tmode, names.abs);
+    // The interned names usually are the very objects torch stored: identity first.
+    bool mn, mx, rel, ab;
+    if (mode == names.min || mode == names.max) {
+        mn = mode == names.min;
+        mx = !mn;
+    } else {
+        mn = is(mode, names.min);
+        mx = is(mode, names.max);
+    }
+    if (tmode == names.rel || tmode == names.abs) {
+        rel = tmode == names.rel;
+        ab = !rel;
+    } else {
+        rel = is(tmode, names.rel);
+        ab = is(tmode, names.abs);
+    }
     using rule = fastlr::plateau_params::rule;
     if (mn && rel) out = rule::min_rel;
     else if (mn && ab) out = rule::min_abs;
@@ -144,15 +183,23 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
 
     const Py_ssize_t n = f.n;
     PyObject* groups = f.groups.get();
-    ref new_lrs;  // per group: the object to store, or None to leave the group alone
+    // Per group, the object to store (owned, in the engine's `objs`), or null to leave the group
+    // alone; no container is allocated (so neither the cyclic GC nor a finalizer can run).
+    if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+    PyObject** new_lrs = eng->objs->data();
+    struct release_objs {
+        PyObject** objs;
+        Py_ssize_t n;
+        ~release_objs() {
+            for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR(objs[i]);
+        }
+    } release{new_lrs, reduce ? n : 0};
     if (reduce) {
         pynum factor, eps;
         PyObject* min_lrs = PyDict_GetItemWithError(d, names.min_lrs);
         if (!dict_num(d, names.factor, factor) || !dict_num(d, names.eps, eps) || !min_lrs ||
             !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n)
             return PyErr_Clear(), fast::fallback;
-        new_lrs.reset(PyList_New(n));
-        if (!new_lrs) return fast::error;
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);
             double old;
@@ -162,18 +209,14 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
             bool write, takes_min;
             double nv;
             if (fastlr::plateau_reduce(old, factor, mlr, eps, write, nv, takes_min) != errc::ok) return fast::fallback;
-            PyObject* o = !write ? ref::incref(Py_None) : takes_min ? ref::incref(mo) : PyFloat_FromDouble(nv);
-            if (!o) return fast::error;
-            PyList_SET_ITEM(new_lrs.get(), i, o);
+            if (!write) continue;
+            new_lrs[i] = takes_min ? ref::incref(mo) : PyFloat_FromDouble(nv);
+            if (!new_lrs[i]) return fast::error;
         }
     }
     ref le(PyLong_FromLongLong(s.last_epoch));
     ref nbe(from_num(s.num_bad_epochs)), cdc(from_num(s.cooldown_counter));
     if (!le || !nbe || !cdc) return fast::error;
-    // The container allocations above may have run the cyclic GC: re-check what the writes rely on.
-    if (PyList_GET_SIZE(groups) != n) return fast::fallback;
-    for (Py_ssize_t i = 0; i < n; ++i)
-        if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
 
     // Commit in torch's order: last_epoch, best / num_bad_epochs, cooldown_counter, lrs, _last_lr.
     if (PyDict_SetItem(d, names.last_epoch, le.get()) < 0) return fast::error;
@@ -182,10 +225,12 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
     if (PyDict_SetItem(d, names.cooldown_counter, cdc.get()) < 0) return fast::error;
     if (reduce) {
         for (Py_ssize_t i = 0; i < n; ++i) {
-            PyObject* v = PyList_GET_ITEM(new_lrs.get(), i);
-            if (v != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v) < 0) return fast::error;
+            PyObject* v = new_lrs[i];
+            if (v && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v) < 0) return fast::error;
         }
     }
+    // `_last_lr = [group["lr"] for group in groups]`: into the previous list when only this holds it.
+    if (refresh_last_lr(d, groups)) return fast::handled;
     ref opt(ref::incref(PyDict_GetItemWithError(d, names.optimizer)));
     ref last(current_lrs(opt.get(), groups, n));
     if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
@@ -283,31 +328,6 @@ bool lendable_members(PyObject* scheds) {
         if (!plain || e->capturable) return false;
     }
     return true;
-}
-
-/// `_last_lr = [group["lr"] for group in groups]`, into the previous list when nothing but the
-/// instance holds it (nobody can tell it from a new one) and every lr is a Python float. False
-/// otherwise; the caller then stores a new list, and the old one, possibly half rewritten, is freed
-/// unseen. Only floats are released here (no finalizer runs).
-bool refresh_last_lr(PyObject* d, PyObject* groups) {
-#ifdef Py_GIL_DISABLED
-    (void)d, (void)groups;
-    return false;
-#else
-    PyObject* last = PyDict_GetItem(d, names.last_lr);
-    const Py_ssize_t n = PyList_GET_SIZE(groups);
-    if (!last || !PyList_CheckExact(last) || Py_REFCNT(last) != 1 || PyList_GET_SIZE(last) != n) return false;
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* g = PyList_GET_ITEM(groups, i);
-        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItem(g, names.lr) : nullptr;
-        if (!v || !PyFloat_CheckExact(v)) return false;
-        PyObject* old = PyList_GET_ITEM(last, i);
-        if (old == v) continue;
-        if (!PyFloat_CheckExact(old)) return false;  // releasing it could run Python
-        PyList_SetItem(last, i, ref::incref(v));
-    }
-    return true;
-#endif
 }
 
 }  // namespace
