@@ -169,3 +169,27 @@ def test_torch_step_failing_midway_then_fast_steps(name: str) -> None:
     twin.do(lambda s, o: o.param_groups[1].__setitem__(key, torch.tensor([0.1, 0.2])), state=False)
     for _ in range(3):
         twin.do(lambda s, o: s.step())
+
+
+@pytest.mark.parametrize("name", ["CosineAnnealingLR", "OneCycleLR", "MultiplicativeLR"])
+def test_tensor_lrs_edited_between_steps(name: str) -> None:
+    """The tensor executor also skips the lookup of a packed lr tensor while the group dict is
+    unchanged: a replaced tensor, an in-place fill_, a float put back, all as torch sees them."""
+    builds = {
+        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=30),
+        "OneCycleLR": lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=60),
+        "MultiplicativeLR": lambda m, o: m.MultiplicativeLR(o, lambda e: 0.97),
+    }
+    twin = Twin(builds[name], lambda: make_opt(4, lr_kind="tensor64"))
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        g = opt.param_groups
+        if k == 5:
+            g[1]["lr"] = torch.tensor(0.05, dtype=torch.float64)  # another tensor object
+        if k == 9:
+            with torch.no_grad():
+                g[2]["lr"].fill_(0.02)  # same object, new value: the dict does not change
+        if k == 13:
+            g[3]["lr"] = 0.01  # a Python float in a tensor-lr optimizer
+
+    twin.steps(25, between=between)

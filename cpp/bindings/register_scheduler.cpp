@@ -164,6 +164,7 @@ void engine_dealloc(PyObject* o) {
     Py_CLEAR(self->scale_ref);
     unpack(self);
     Py_CLEAR(self->last_pending);
+    Py_CLEAR(self->spare_pending);
     PyTypeObject* tp = Py_TYPE(o);
     tp->tp_free(o);
     Py_DECREF(tp);

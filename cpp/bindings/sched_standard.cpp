@@ -427,7 +427,8 @@ group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
 /// Group i's lr float as the memo has it, if the group dict `g` is unchanged since; else null.
 PyObject* memo_lr(const group_memo* memo, Py_ssize_t i, PyObject* g) {
 #if FASTLR_DICT_VERSIONS
-    if (memo && memo[i].dict == g && dict_version(g) == memo[i].version) return memo[i].lr;
+    if (memo && memo[i].dict == g && dict_version(g) == memo[i].version && PyFloat_CheckExact(memo[i].lr))
+        return memo[i].lr;
 #else
     (void)memo, (void)i, (void)g;
 #endif
@@ -879,7 +880,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
         double x, y, lr_new = 0.0, m_new = 0.0;
         group_memo* gm = memo ? &memo[i] : nullptr;
 #if FASTLR_DICT_VERSIONS
-        if (gm && gm->dict == g && dict_version(g) == gm->version && (!p.momentum || gm->mom)) {
+        // (An entry the tensor executor made holds a tensor: not for this path.)
+        if (gm && gm->dict == g && dict_version(g) == gm->version && PyFloat_CheckExact(gm->lr) &&
+            (!p.momentum || (gm->mom && PyFloat_CheckExact(gm->mom)))) {
             v = gm->lr;
             memo_operands(p.lr, i, PyFloat_AS_DOUBLE(v), gm->x, gm->y, x, y);
             lr_new = fastlr::eval(p.lr.u, x, y);

@@ -103,6 +103,22 @@ enum class holder : std::uint8_t { py_float, packed };
 
 /// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
 /// `repack`: a tensor that is not registered (replaced since packing).
+/// The engine's group memo (shared with the float paths, which only take entries holding floats),
+/// sized to n; null where dict versions are not available.
+group_memo* memo_for_tensors(Engine* eng, Py_ssize_t n) {
+#if FASTLR_DICT_VERSIONS
+    try {
+        if (eng->memo->size() < static_cast<std::size_t>(n)) eng->memo->resize(static_cast<std::size_t>(n));
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+    return eng->memo->data();
+#else
+    (void)eng, (void)n;
+    return nullptr;
+#endif
+}
+
 bool classify(const packed_view* v, Py_ssize_t i, PyObject* value, holder& h, bool& repack) {
     if (value && PyFloat_CheckExact(value)) {
         h = holder::py_float;
@@ -257,6 +273,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
         holder* m_h = lr_h + n;
         bool need_repack = false, ok = true;
+        group_memo* memo = memo_for_tensors(eng, n);
         // Pass 1: read and compute everything; nothing is written.
         for (Py_ssize_t i = 0; i < n && ok; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);
@@ -265,12 +282,29 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 break;
             }
             const std::size_t si = static_cast<std::size_t>(i);
-            PyObject* v = PyDict_GetItemWithError(g, names.lr);
+            // The group's packed tensor as the memo has it while the dict is unchanged (no lookup).
+            PyObject* v = nullptr;
+#if FASTLR_DICT_VERSIONS
+            if (memo && vl && memo[si].dict == g && memo[si].lr == vl->tensor[si] && dict_version(g) == memo[si].version)
+                v = memo[si].lr;
+#endif
+            const bool looked_up = !v;
+            if (!v) v = PyDict_GetItemWithError(g, names.lr);
             if (!classify(vl, i, v, lr_h[si], need_repack)) {
                 ok = false;
                 break;
             }
             const packed_view::buffer* lb = lr_h[si] == holder::packed ? &vl->bufs[static_cast<std::size_t>(vl->buf[si])] : nullptr;
+#if FASTLR_DICT_VERSIONS
+            if (memo && looked_up && lr_h[si] == holder::packed) {
+                memo[si].dict = g;
+                memo[si].version = dict_version(g);
+                memo[si].lr = v;
+                memo[si].mom = nullptr;
+            }
+#else
+            (void)looked_up;
+#endif
             if (lr_h[si] == holder::py_float) cur[si] = PyFloat_AS_DOUBLE(v);
             else if (lb->cpu) cur[si] = read_value(*lb, vl->off[si]);
             else cur[si] = 0.0;  // computed on the device
@@ -316,8 +350,12 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 (p.momentum && m_h[si] == holder::py_float && tensor_operand_at(eng, i, true)))
                 return fast::fallback;
         }
-        // Allocate everything the writes need (may run the cyclic GC), then re-check the groups.
-        ref pending(PyList_New(n));
+        // Allocate everything the writes need (may run the cyclic GC), then re-check the groups. The
+        // list of pending values is the one before the last step's when nothing else holds it (the
+        // last step's must stay as it is until this one succeeds: get_last_lr() may still need it).
+        PyObject* spare = eng->spare_pending;
+        const bool reuse = spare && Py_REFCNT(spare) == 1 && PyList_GET_SIZE(spare) == n;
+        ref pending(reuse ? ref::incref(spare) : PyList_New(n));
         ref moms(p.momentum ? PyList_New(n) : nullptr);
         if (!pending || (p.momentum && !moms)) return fast::error;
         for (Py_ssize_t i = 0; i < n; ++i) {
@@ -327,7 +365,13 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             else if (p.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups, i), names.lr));
             else o = PyFloat_FromDouble(lr_out[si]);
             if (!o) return fast::error;
-            PyList_SET_ITEM(pending.get(), i, o);
+            if (reuse) {  // the old item is None or a float: releasing it runs no Python
+                PyObject* old = PyList_GET_ITEM(pending.get(), i);
+                PyList_SET_ITEM(pending.get(), i, o);
+                Py_DECREF(old);
+            } else {
+                PyList_SET_ITEM(pending.get(), i, o);
+            }
             if (!p.momentum) continue;
             PyObject* m;
             if (m_h[si] == holder::packed) {
@@ -416,7 +460,10 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, o) < 0) return fast::error;
             }
         }
-        Py_XSETREF(eng->last_pending, pending.release());
+        PyObject* old_spare = eng->spare_pending;
+        eng->spare_pending = eng->last_pending;  // kept for the step after this one
+        eng->last_pending = pending.release();
+        Py_XDECREF(old_spare);
         eng->last_stale = true;
         return fast::handled;
     }
@@ -446,7 +493,8 @@ PyObject* take_last_lr(Engine* eng) {
         PyList_SET_ITEM(out.get(), i, ref::incref(o));
     }
     eng->last_stale = false;
-    Py_CLEAR(eng->last_pending);
+    Py_XSETREF(eng->spare_pending, eng->last_pending);  // reused by the next step
+    eng->last_pending = nullptr;
     return out.release();
 }
 

@@ -221,6 +221,7 @@ struct Engine {
     packed_view* plr;
     packed_view* pmom;
     PyObject* last_pending;
+    PyObject* spare_pending;  // the list before it, reused by the next tensor step (owned; may be null)
     bool last_stale;
     /// Per group, what the one-pass float executor of CyclicLR/OneCycleLR found there at its last step
     /// (see group_memo); valid while the group dict's version is unchanged.
