@@ -157,7 +157,7 @@ void engine_dealloc(PyObject* o) {
     delete self->tgen;
     delete self->memo;
     delete self->chain_vals;
-    for (PyObject*& o : *self->chain_objs) Py_CLEAR(o);
+    for (PyObject*& item : *self->chain_objs) Py_CLEAR(item);
     delete self->chain_objs;
     for (PyObject*& k : self->memo_keys) Py_CLEAR(k);
     Py_CLEAR(self->dict);
