@@ -193,3 +193,35 @@ def test_tensor_lrs_edited_between_steps(name: str) -> None:
             g[3]["lr"] = 0.01  # a Python float in a tensor-lr optimizer
 
     twin.steps(25, between=between)
+
+
+@pytest.mark.parametrize("name", ["ExponentialLR", "CosineAnnealingLR", "SWALR", "StepLR"])
+def test_single_update_classes_see_group_edits(name: str) -> None:
+    """The one-update classes (decays, CosineAnnealingLR, SWALR) also take an unchanged group's lr
+    float (and SWALR's swa_lr) from the memo: every kind of edit between steps must be seen."""
+    builds = {
+        "ExponentialLR": lambda m, o: m.ExponentialLR(o, gamma=0.95),
+        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=20, eta_min=1e-4),
+        "SWALR": lambda m, o: m.SWALR(o, swa_lr=[0.01, 0.02, 0.03, 0.04], anneal_epochs=12),
+        "StepLR": lambda m, o: m.StepLR(o, step_size=3, gamma=0.5),
+    }
+    twin = Twin(builds[name], lambda: make_opt(4))
+    held: list[tuple[float, bytes]] = []
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        g = opt.param_groups
+        if k == 3:
+            g[1]["lr"] = 0.07
+        if k == 5 and "swa_lr" in g[2]:
+            g[2]["swa_lr"] = 0.5
+        if k == 7:
+            g[0] = dict(g[0])
+        if k == 9:
+            x = g[3]["lr"]
+            held.append((x, _bits(x)))
+        if k == 11:
+            v = g[2].pop("lr")
+            g[2]["lr"] = v
+
+    twin.steps(20, between=between)
+    assert len(held) == 2 and all(_bits(x) == b for x, b in held)

@@ -706,7 +706,7 @@ static void rollback_groups(PyObject* groups, const double* old, Py_ssize_t upto
 /// dict holding an exact float "lr" (or y_key), the groups already written are restored and nothing
 /// has changed.
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
-                  const last_lr_holders& h) {
+                  const last_lr_holders& h, group_memo* memo) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
     const bool in_place = h.in_place;
     double* old = eng->out->data();
@@ -721,6 +721,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         if (!in_place) return rollback_groups(groups, old, upto);
         stash.restore();  // the list's items as they were (the floats below get their old values)
         for (Py_ssize_t j = 0; j < upto; ++j) {
+            if (memo) memo[j].dict = nullptr;
             PyObject* lj = PyList_GET_ITEM(last, j);
             if (mutated[j] == 1) {
                 reinterpret_cast<PyFloatObject*>(lj)->ob_fval = old[j];
@@ -736,15 +737,42 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
     };
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
-        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+        group_memo* gm = memo ? &memo[i] : nullptr;
+        PyObject* v = nullptr;
         double y = 0.0;
-        bool ok = v && PyFloat_CheckExact(v);
-        if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y) && !eng->tensor_operand;
-        if (!ok) {
-            PyErr_Clear();
-            undo(i);
-            return fast::fallback;
+        bool hit = false;  // the group dict is unchanged since the last step: no lookups
+#if FASTLR_DICT_VERSIONS
+        if (gm && gm->dict == g && dict_version(g) == gm->version && PyFloat_CheckExact(gm->lr)) {
+            v = gm->lr;
+            y = gm->y;
+            hit = true;
         }
+#endif
+        if (!hit) {
+            v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            bool ok = v && PyFloat_CheckExact(v);
+            if (ok && src.y_key) ok = group_value(eng, g, src.y_key, i, y) && !eng->tensor_operand;
+            if (!ok) {
+                PyErr_Clear();
+                if (gm) gm->dict = nullptr;
+                undo(i);
+                return fast::fallback;
+            }
+        }
+        // What the group holds after this step, for the memo (an entry is refreshed where the dict
+        // was assigned to, or was not known).
+        auto note = [&](PyObject* now, bool assigned) {
+#if FASTLR_DICT_VERSIONS
+            if (!gm || (hit && !assigned)) return;
+            gm->dict = g;
+            gm->version = dict_version(g);
+            gm->lr = now;
+            gm->mom = nullptr;
+            gm->y = src.y_key ? y : 0.0;
+#else
+            (void)now, (void)assigned;
+#endif
+        };
         const double cur = PyFloat_AS_DOUBLE(v);
         // Saved for every group, keep steps included: a rollback restores all groups before the
         // first unsupported one and must not write back a stale value from an earlier step.
@@ -753,6 +781,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         if (u.kind == update::op::keep) {  // torch re-assigns the same value: nothing to write
             if (!in_place) PyList_SET_ITEM(last, i, ref::incref(v));
             else if (PyList_GET_ITEM(last, i) != v) stash.replace(i, ref::incref(v));
+            note(v, false);
             continue;
         }
         if (src.y) y = src.y[i];
@@ -765,6 +794,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
             if (prev_float == v && Py_REFCNT(v) == 2 + h.extra(v, i)) {
                 reinterpret_cast<PyFloatObject*>(v)->ob_fval = value;
                 mutated[i] = 1;
+                note(v, false);
                 continue;
             }
             // The group's float is held elsewhere too (a composite's members share the groups), but
@@ -781,6 +811,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
                 }
                 mutated[i] = 2;
                 prev = prev_float;
+                note(prev_float, true);
                 continue;
             }
         }
@@ -800,6 +831,7 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         if (in_place) stash.replace(i, nv);  // the old item is released when the pass is over
         else PyList_SET_ITEM(last, i, nv);
         prev = nv;
+        note(nv, true);
     }
     return fast::handled;
 }
@@ -1090,7 +1122,7 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
             src.x = p.lr.x;
             src.y = p.lr.y;
             src.y_key = p.lr.y_key;
-            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get(), h);
+            r = write_single(eng, f.groups.get(), f.n, p.lr.u, src, last.get(), h, memo_for(eng, p, f.n));
         } else {
             r = execute_pairs(eng, f, p, last);
         }

@@ -320,8 +320,9 @@ struct operands {
 /// One pass over the groups: read each exact-float lr, evaluate `u`, store the new float in the group
 /// and in `last` (a new list of n). On `fallback` nothing has changed (sched_standard.cpp).
 /// `in_place`: `last` is the previous `_last_lr` (held by nothing else), updated in place.
+/// `memo` (may be null): the engine's group memo for this plan (see group_memo).
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
-                  const last_lr_holders& h);
+                  const last_lr_holders& h, group_memo* memo);
 
 /// One side of a step (the lr, or momentum/beta1): the per-group expression and where its operands
 /// come from. x is the group's current value unless `x` (an array in group order) or `x_key` (a group
