@@ -1335,11 +1335,13 @@ fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds) {
         for (Py_ssize_t q = 0; q < k * upto; ++q) Py_CLEAR(objs[q]);
     };
     const std::size_t sn = static_cast<std::size_t>(n);
+    group_memo* memo = memo_for(eng, plan{}, n);  // the composite's own: the groups' lr floats
     // Pass 1: read every group's lr, evaluate the members in order, decide for each value whether an
     // existing float (only ours) takes it or a new one is made now. Only floats are allocated.
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
-        PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+        PyObject* v = memo_lr(memo, i, g);
+        if (!v) v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
         if (!v || !PyFloat_CheckExact(v)) {
             PyErr_Clear();
             drop_objs(i);
@@ -1401,6 +1403,7 @@ fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds) {
             else PyList_SET_ITEM(c.fresh.get(), i, o);
         }
         if (co_ok && PyList_GET_ITEM(co, i) != final_obj) PyList_SetItem(co, i, ref::incref(final_obj));
+        if (!memo_lr(memo, i, g)) memo_note(memo, i, g, final_obj);
     }
     // Each member's counters and `_last_lr`, in the members' order (as their own steps leave them).
     for (Py_ssize_t j = 0; j < k; ++j) {
