@@ -165,3 +165,56 @@ def test_chained_with_the_same_member_twice() -> None:
 
     twin = Twin(build, lambda: make_opt(3))
     twin.steps(12)
+
+
+def test_chained_fallback_after_new_floats_were_made() -> None:
+    """The fused pass makes new floats where it cannot rewrite one in place (here: every group's lr
+    is also held from outside); a group it cannot take after that (an int lr) makes it drop them all
+    and step member by member. The next fused steps must not see any of them again."""
+    twin = Twin(_chained, lambda: make_opt(6))
+    held: list[Any] = []
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        if k == 4:
+            held.append([g["lr"] for g in opt.param_groups])  # every group float shared
+            opt.param_groups[4]["lr"] = 2  # an int, after 4 groups of new floats
+        if k == 5:
+            held.clear()
+
+    twin.steps(14, between=between)
+
+
+def test_chained_fallback_leaks_nothing() -> None:
+    """Repeated fused passes that make new floats and then fall back must free them all."""
+    import gc
+    import tracemalloc
+    import warnings
+
+    from fastlr import lr_scheduler as F
+
+    opt = make_opt(6)
+    s = _chained(F, opt)
+    groups = opt.param_groups
+
+    def cycle() -> None:
+        held = [g["lr"] for g in groups]  # every group float shared: new floats are made
+        old = groups[4]["lr"]
+        groups[4]["lr"] = 2  # an int after 4 groups: the fused pass falls back
+        s.step()
+        groups[4]["lr"] = old
+        del held
+        s.step()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(20):
+            cycle()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(300):
+            cycle()
+        gc.collect()
+        grew = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    assert grew < 4096, f"memory grew by {grew} bytes over 300 fallbacks"

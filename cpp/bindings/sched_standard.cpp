@@ -1331,8 +1331,9 @@ fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds) {
     PyObject** lr_objs = eng->objs->data();     // group i's lr float (borrowed; nulled in pass 2)
     double* vals = eng->chain_vals->data();    // vals[j * n + i]: member j's value for group i
     PyObject** objs = eng->chain_objs->data();  // objs[j * n + i]: a new float for it, or null (in place)
-    auto drop_objs = [&](Py_ssize_t upto) {
-        for (Py_ssize_t q = 0; q < k * upto; ++q) Py_CLEAR(objs[q]);
+    auto drop_objs = [&](Py_ssize_t upto) {  // the new floats made for groups [0, upto), every member
+        for (Py_ssize_t j = 0; j < k; ++j)
+            for (Py_ssize_t i = 0; i < upto; ++i) Py_CLEAR(objs[static_cast<std::size_t>(j * n + i)]);
     };
     const std::size_t sn = static_cast<std::size_t>(n);
     group_memo* memo = memo_for(eng, plan{}, n);  // the composite's own: the groups' lr floats
@@ -1368,7 +1369,7 @@ fast chained_fused(Engine* eng, PyObject* d, PyObject* scheds) {
                 target = c.in_place && PyList_GET_ITEM(c.prev, i) == v && Py_REFCNT(v) == 2 + extra ? v : nullptr;
             }
             PyObject*& o = objs[static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i)];
-            if (target) continue;
+            if (target) continue;  // (o is null: every slot is emptied by pass 2 or by drop_objs)
             o = PyFloat_FromDouble(vals[static_cast<std::size_t>(j) * sn + static_cast<std::size_t>(i)]);
             if (!o) {
                 drop_objs(i + 1);
