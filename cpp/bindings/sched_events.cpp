@@ -124,22 +124,20 @@ bool plateau_rule(PyObject* mode, PyObject* tmode, fastlr::plateau_params::rule&
         return PyUnicode_CheckExact(o) && (o == s || PyUnicode_Compare(o, s) == 0);
     };
     if (!mode || !tmode) return false;
-    // The interned names usually are the very objects torch stored: identity first.
+    // Which of two names `o` is: the interned names usually are the very objects torch stored, so
+    // identity first, then by value.
+    auto which = [&is](PyObject* o, PyObject* a, PyObject* b, bool& is_a, bool& is_b) {
+        if (o == a || o == b) {
+            is_a = o == a;
+            is_b = !is_a;
+        } else {
+            is_a = is(o, a);
+            is_b = is(o, b);
+        }
+    };
     bool mn, mx, rel, ab;
-    if (mode == names.min || mode == names.max) {
-        mn = mode == names.min;
-        mx = !mn;
-    } else {
-        mn = is(mode, names.min);
-        mx = is(mode, names.max);
-    }
-    if (tmode == names.rel || tmode == names.abs) {
-        rel = tmode == names.rel;
-        ab = !rel;
-    } else {
-        rel = is(tmode, names.rel);
-        ab = is(tmode, names.abs);
-    }
+    which(mode, names.min, names.max, mn, mx);
+    which(tmode, names.rel, names.abs, rel, ab);
     using rule = fastlr::plateau_params::rule;
     if (mn && rel) out = rule::min_rel;
     else if (mn && ab) out = rule::min_abs;

@@ -395,6 +395,18 @@ void clear_objs(Engine* eng, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR((*eng->objs)[static_cast<std::size_t>(i)]);
 }
 
+/// The list a float step writes as `_last_lr`: the previous one (read from the instance dict `d`),
+/// updated in place, when only the scheduler (and a lending composite) holds it, else a new list of n.
+/// `last` is empty on MemoryError. Allocate it before reading the groups: a container allocation may
+/// run the cyclic GC (and finalizers); after it no Python code runs until the step is committed.
+last_lr_holders next_last_lr(PyObject* d, Py_ssize_t n, ref& last) {
+    PyObject* prev = PyDict_GetItemWithError(d, names.last_lr);
+    PyErr_Clear();
+    const last_lr_holders h = holders_of(prev, n);
+    last.reset(h.in_place ? ref::incref(prev) : PyList_New(n));
+    return h;
+}
+
 /// The memo of `eng` for plan `p`, sized to n groups; null where dict versions are not available or
 /// the memo cannot grow. A plan that reads other operand keys (OneCycleLR's next phase) than those
 /// the memo was filled under clears it.
@@ -610,11 +622,9 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     // values as they are stored (torch reads them back: the same objects).
     // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
     // place, and so is a float only it and its group hold.
-    PyObject* prev_last = tensors ? nullptr : PyDict_GetItemWithError(d, names.last_lr);
-    PyErr_Clear();
-    const last_lr_holders h = holders_of(prev_last, n);
+    ref last;
+    const last_lr_holders h = tensors ? last_lr_holders{} : next_last_lr(d, n, last);
     const bool in_place = h.in_place;
-    ref last(tensors ? nullptr : in_place ? ref::incref(prev_last) : PyList_New(n));
     if (!tensors && !last) {
         clear_objs(eng, n);
         return fast::error;
@@ -871,12 +881,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
     double* old_m = eng->v2->data();
     std::uint8_t* how = eng->holders->data();  // per group: bit 0 lr float rewritten, bit 1 momentum's
     group_memo* memo = memo_for(eng, p, n);
-    PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-    PyErr_Clear();
-    const last_lr_holders h = holders_of(prev_last, n);
-    const bool in_place = h.in_place;
-    last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
+    const last_lr_holders h = next_last_lr(f.dict.get(), n, last);
     if (!last) return fast::error;
+    const bool in_place = h.in_place;
     PyObject* lst = last.get();
     list_stash stash(in_place ? lst : nullptr, eng);
     auto restore = [](PyObject* g, PyObject* key, PyObject* cur, bool rewritten, double value) {
@@ -1019,12 +1026,9 @@ fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     double* m_val = eng->v2->data();
     // As in write_single: the previous `_last_lr`, held by nothing but the instance, is updated in
     // place, and so are floats only it and their group hold.
-    PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-    PyErr_Clear();
-    const last_lr_holders h = holders_of(prev_last, n);
-    const bool in_place = h.in_place;
-    last.reset(in_place ? ref::incref(prev_last) : PyList_New(n));
+    const last_lr_holders h = next_last_lr(f.dict.get(), n, last);
     if (!last) return fast::error;
+    const bool in_place = h.in_place;
     // Betas tuples are rebuilt (a tuple allocation may run the cyclic GC, so they are made here, before
     // any write); a float momentum needs no container.
     ref tuples(p.momentum && p.beta1 ? PyList_New(n) : nullptr);
@@ -1110,13 +1114,8 @@ fast execute(Engine* eng, frame& f, const plan& p, ref& last) {
         if (!p.momentum && !p.lr.x_key) {
             if (!fit(eng, static_cast<std::size_t>(f.n))) return fast::error;
             // The new `_last_lr` is the previous one, updated in place, when nothing but the instance
-            // holds it (then nobody can tell it from a fresh list); else a new list. Allocate before
-            // touching the groups: a container allocation may run the cyclic GC (and finalizers);
-            // from here on no Python code runs until the step is committed.
-            PyObject* prev_last = PyDict_GetItemWithError(f.dict.get(), names.last_lr);
-            PyErr_Clear();
-            const last_lr_holders h = holders_of(prev_last, f.n);
-            last.reset(h.in_place ? ref::incref(prev_last) : PyList_New(f.n));
+            // holds it (then nobody can tell it from a fresh list); else a new list.
+            const last_lr_holders h = next_last_lr(f.dict.get(), f.n, last);
             if (!last) return fast::error;
             operands src;
             src.x = p.lr.x;
