@@ -101,8 +101,6 @@ packed_view* make_view(PyObject* packed) {
 /// How group i holds one side's value this step.
 enum class holder : std::uint8_t { py_float, packed };
 
-/// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
-/// `repack`: a tensor that is not registered (replaced since packing).
 /// The engine's group memo (shared with the float paths, which only take entries holding floats),
 /// sized to n; null where dict versions are not available.
 group_memo* memo_for_tensors(Engine* eng, Py_ssize_t n) {
@@ -119,6 +117,8 @@ group_memo* memo_for_tensors(Engine* eng, Py_ssize_t n) {
 #endif
 }
 
+/// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
+/// `repack`: a tensor that is not registered (replaced since packing).
 bool classify(const packed_view* v, Py_ssize_t i, PyObject* value, holder& h, bool& repack) {
     if (value && PyFloat_CheckExact(value)) {
         h = holder::py_float;

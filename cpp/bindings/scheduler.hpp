@@ -223,8 +223,9 @@ struct Engine {
     PyObject* last_pending;
     PyObject* spare_pending;  // the list before it, reused by the next tensor step (owned; may be null)
     bool last_stale;
-    /// Per group, what the one-pass float executor of CyclicLR/OneCycleLR found there at its last step
-    /// (see group_memo); valid while the group dict's version is unchanged.
+    /// Per group, what this engine's last step found there (see group_memo): the float paths, the
+    /// lambda classes, the fused chain and the tensor executor (its packed tensor); an entry is
+    /// valid while the group dict's version is unchanged.
     std::vector<group_memo>* memo;
     PyObject* memo_keys[4];  // the operand keys the memo's values were read under (owned; may be null)
     // ChainedScheduler's fused step (sched_standard.cpp): per member and group, the values and the
@@ -271,9 +272,9 @@ struct frame {
 fast open_groups(PyObject* self, frame& f, Engine* eng = nullptr);
 /// A new `_last_lr` list: the groups' current lr objects (tensors cloned by torch's helper if any).
 PyObject* current_lrs(PyObject* optimizer, PyObject* groups, Py_ssize_t n);
-/// member.get_last_lr() (new reference), read from the member's __dict__ where that is what it returns.
 /// The Engine in a fastlr scheduler's `_fastlr_engine` slot (borrowed), or null (none yet, or not fastlr's).
 Engine* engine_in_slot(PyObject* obj);
+/// member.get_last_lr() (new reference), read from the member's __dict__ where that is what it returns.
 PyObject* last_lr_of(PyObject* member);
 /// Ensure `_get_lr_called_within_step` is `value` (torch's context manager leaves it False).
 bool set_within_step(PyObject* d, PyObject* value);
@@ -318,9 +319,9 @@ struct operands {
 };
 
 /// One pass over the groups: read each exact-float lr, evaluate `u`, store the new float in the group
-/// and in `last` (a new list of n). On `fallback` nothing has changed (sched_standard.cpp).
-/// `in_place`: `last` is the previous `_last_lr` (held by nothing else), updated in place.
-/// `memo` (may be null): the engine's group memo for this plan (see group_memo).
+/// and in `last`. On `fallback` nothing has changed (sched_standard.cpp). `h.in_place`: `last` is
+/// the previous `_last_lr`, updated in place (else a new list of n). `memo` (may be null): the
+/// engine's group memo for this plan (see group_memo).
 fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, const operands& src, PyObject* last,
                   const last_lr_holders& h, group_memo* memo);
 
