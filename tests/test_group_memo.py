@@ -225,3 +225,28 @@ def test_single_update_classes_see_group_edits(name: str) -> None:
 
     twin.steps(20, between=between)
     assert len(held) == 2 and all(_bits(x) == b for x, b in held)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_betas_rewritten_in_place_only_when_nobody_holds_them(name: str) -> None:
+    """Adam-style betas: beta1 is rewritten inside the group's tuple only when nothing else holds the
+    tuple or its beta1; a tuple held from outside keeps its values, and edits are seen."""
+    twin = Twin(BUILDS[name], lambda: make_opt(4, opt="AdamW"))
+    held: list[tuple[Any, bytes]] = []
+
+    def between(k: int, opt: torch.optim.Optimizer, sched: Any) -> None:
+        g = opt.param_groups
+        if k == 4:
+            t = g[1]["betas"]
+            held.append((t, _bits(t[0])))  # the tuple held from outside
+        if k == 6:
+            b1 = g[2]["betas"][0]
+            held.append(((b1,), _bits(b1)))  # only its beta1 held from outside
+        if k == 8:
+            g[3]["betas"] = (0.5, 0.9)  # a new tuple (a code constant: shared)
+        if k == 10:
+            g[0]["betas"] = (g[0]["betas"][0], 0.95)  # beta2 edited
+
+    twin.steps(20, between=between)
+    assert len(held) == 4 and all(_bits(t[0]) == b for t, b in held)
+    assert_engine_did_the_work(twin.sf)

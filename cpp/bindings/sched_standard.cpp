@@ -873,7 +873,8 @@ bool read_operands(Engine* eng, PyObject* g, const side& sd, Py_ssize_t i, doubl
 /// Python or the cyclic GC: floats are not GC-tracked and both keys already exist, so no dict resizes.
 /// If a group is outside the fast path, or an allocation fails, the groups already written are
 /// restored (values; float identity is not observable through torch) and the step falls back or fails.
-fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
+fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last, bool& two_pass) {
+    two_pass = false;
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
@@ -901,7 +902,12 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
         for (Py_ssize_t j = 0; j < upto; ++j) {
             PyObject* g = PyList_GET_ITEM(groups, j);
             if (memo) memo[j].dict = nullptr;
-            if (p.momentum) restore(g, names.momentum, PyDict_GetItem(g, names.momentum), how[j] & 2, old_m[j]);
+            if (p.momentum && p.beta1) {  // beta1 is only ever rewritten in place
+                PyObject* bt = PyDict_GetItem(g, names.betas);
+                if (how[j] & 2) reinterpret_cast<PyFloatObject*>(PyTuple_GET_ITEM(bt, 0))->ob_fval = old_m[j];
+            } else if (p.momentum) {
+                restore(g, names.momentum, PyDict_GetItem(g, names.momentum), how[j] & 2, old_m[j]);
+            }
             PyObject* cur = PyDict_GetItem(g, names.lr);
             restore(g, names.lr, cur, how[j] & 1, old_lr[j]);
         }
@@ -921,7 +927,7 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
 #if FASTLR_DICT_VERSIONS
         // (An entry the tensor executor made holds a tensor: not for this path.)
         if (gm && gm->dict == g && dict_version(g) == gm->version && PyFloat_CheckExact(gm->lr) &&
-            (!p.momentum || (gm->mom && PyFloat_CheckExact(gm->mom)))) {
+            (!p.momentum || (gm->mom && (p.beta1 ? PyTuple_CheckExact(gm->mom) : PyFloat_CheckExact(gm->mom))))) {
             v = gm->lr;
             memo_operands(p.lr, i, PyFloat_AS_DOUBLE(v), gm->x, gm->y, x, y);
             lr_new = fastlr::eval(p.lr.u, x, y);
@@ -940,9 +946,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
             if (ok) lr_new = fastlr::eval(p.lr.u, x, y);
             double mx = 0.0, my = 0.0;
             if (ok && p.momentum) {
-                mo = PyDict_GetItemWithError(g, names.momentum);
-                ok = mo && PyFloat_CheckExact(mo) && read_operands(eng, g, p.mom, i, 0.0, mx, my) &&
-                     !eng->tensor_operand_mom;
+                mo = PyDict_GetItemWithError(g, p.beta1 ? names.betas : names.momentum);
+                ok = mo && (p.beta1 ? PyTuple_CheckExact(mo) : PyFloat_CheckExact(mo)) &&
+                     read_operands(eng, g, p.mom, i, 0.0, mx, my) && !eng->tensor_operand_mom;
                 if (ok) m_new = fastlr::eval(p.mom.u, mx, my);
             }
             if (!ok) {
@@ -963,7 +969,21 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
         how[i] = 0;
         bool assigned = false;  // a key of the dict was assigned (its version changed)
         // torch writes the momentum inside get_lr, then the lrs in _update_lr.
-        if (p.momentum) {
+        if (p.momentum && p.beta1) {
+            // torch stores a new tuple (momentum, *betas[1:]). A tuple only its group holds, whose
+            // beta1 float only it holds, takes the new value in place: nobody can tell. Any other
+            // tuple needs a new one, an allocation that may run the cyclic GC: the two-pass path.
+            PyObject* b1 = PyTuple_GET_SIZE(mo) >= 1 ? PyTuple_GET_ITEM(mo, 0) : nullptr;
+            if (!b1 || !PyFloat_CheckExact(b1) || Py_REFCNT(mo) != 1 || Py_REFCNT(b1) != 1) {
+                if (gm) gm->dict = nullptr;
+                undo(i);
+                two_pass = true;
+                return fast::fallback;
+            }
+            old_m[i] = PyFloat_AS_DOUBLE(b1);
+            reinterpret_cast<PyFloatObject*>(b1)->ob_fval = m_new;
+            how[i] |= 2;
+        } else if (p.momentum) {
             old_m[i] = PyFloat_AS_DOUBLE(mo);
 #ifndef Py_GIL_DISABLED
             if (Py_REFCNT(mo) == 1) {  // only its group holds it
@@ -1018,7 +1038,17 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last) {
 /// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
 fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
-    if (!p.beta1) return execute_pairs_one_pass(eng, f, p, last);
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000  // (3.14 may cache a tuple's hash)
+    constexpr bool betas_in_place = true;
+#else
+    constexpr bool betas_in_place = false;
+#endif
+    if (!p.beta1 || betas_in_place) {
+        bool two_pass = false;
+        const fast r = execute_pairs_one_pass(eng, f, p, last, two_pass);
+        if (!two_pass) return r;
+        last.reset();  // a betas tuple that others hold: new tuples, made before any write
+    }
     PyObject* groups = f.groups.get();
     const Py_ssize_t n = f.n;
     if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
