@@ -118,15 +118,23 @@ def test_no_python_work_per_group(name: str) -> None:
 _PYTHON_IN_STEP: dict[str, str] = {}  # known violations (strict xfails); none at present
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=_PYTHON_IN_STEP[n], strict=True, raises=AssertionError))
-        if n in _PYTHON_IN_STEP
-        else n
+def _every_class(known: dict[str, str]) -> list[Any]:
+    """The benchmarked classes as test parameters, those in `known` (name: reason) as strict xfails:
+    fixing one turns its XPASS into a failure that asks for the entry to go."""
+    return [
+        pytest.param(n, marks=pytest.mark.xfail(reason=known[n], strict=True, raises=AssertionError)) if n in known else n
         for n in _bench.SCHEDULERS
-    ],
-)
+    ]
+
+
+def test_every_drop_in_class_is_benchmarked_and_guarded() -> None:
+    """The guard (and the benchmarks) run over `_bench.SCHEDULERS`, a list kept apart from
+    `fastlr.lr_scheduler.__all__` so that `_bench` imports without torch: the two must agree."""
+    drop_ins = [n for n in fls.__all__ if n not in ("EPOCH_DEPRECATION_WARNING", "LRScheduler", "ScheduledLR")]
+    assert list(_bench.SCHEDULERS) == drop_ins
+
+
+@pytest.mark.parametrize("name", _every_class(_PYTHON_IN_STEP))
 def test_no_python_code_in_step(name: str) -> None:
     """Stricter than per group: a float-lr step runs no Python code at all but the user's callables."""
     ev, _ = step_events(name, G_SMALL)
@@ -145,15 +153,7 @@ _TENSOR_PER_GROUP = {
 }
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=_TENSOR_PER_GROUP[n], strict=True, raises=AssertionError))
-        if n in _TENSOR_PER_GROUP
-        else n
-        for n in _bench.SCHEDULERS
-    ],
-)
+@pytest.mark.parametrize("name", _every_class(_TENSOR_PER_GROUP))
 def test_no_python_work_per_group_tensor_lrs(name: str) -> None:
     assert_no_per_group_python(name, "tensor")
 

@@ -12,6 +12,32 @@
 #include <cstring>
 
 namespace fastlr_py {
+group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
+#if FASTLR_DICT_VERSIONS
+    PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
+    auto& memo = *eng->memo;
+    bool same = true;
+    for (int k = 0; k < 4; ++k) same = same && keys[k] == eng->memo_keys[k];
+    try {
+        if (!same) {
+            memo.assign(static_cast<std::size_t>(n), group_memo{});
+            for (int k = 0; k < 4; ++k) {
+                Py_XINCREF(keys[k]);
+                Py_XSETREF(eng->memo_keys[k], keys[k]);
+            }
+        } else if (memo.size() < static_cast<std::size_t>(n)) {
+            memo.resize(static_cast<std::size_t>(n));
+        }
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+    return memo.data();
+#else
+    (void)eng, (void)p, (void)n;
+    return nullptr;
+#endif
+}
+
 namespace {
 
 bool has_closed_form(kind k) { return k >= kind::step_lr && k <= kind::cosine_annealing_lr; }
@@ -405,35 +431,6 @@ last_lr_holders next_last_lr(PyObject* d, Py_ssize_t n, ref& last) {
     const last_lr_holders h = holders_of(prev, n);
     last.reset(h.in_place ? ref::incref(prev) : PyList_New(n));
     return h;
-}
-
-/// The memo of `eng` for plan `p`, sized to n groups; null where dict versions are not available or
-/// the memo cannot grow. A plan that reads other operand keys (OneCycleLR's next phase) than those
-/// the memo was filled under clears it.
-group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
-#if FASTLR_DICT_VERSIONS
-    PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
-    auto& memo = *eng->memo;
-    bool same = true;
-    for (int k = 0; k < 4; ++k) same = same && keys[k] == eng->memo_keys[k];
-    try {
-        if (!same) {
-            memo.assign(static_cast<std::size_t>(n), group_memo{});
-            for (int k = 0; k < 4; ++k) {
-                Py_XINCREF(keys[k]);
-                Py_XSETREF(eng->memo_keys[k], keys[k]);
-            }
-        } else if (memo.size() < static_cast<std::size_t>(n)) {
-            memo.resize(static_cast<std::size_t>(n));
-        }
-    } catch (const std::bad_alloc&) {
-        return nullptr;
-    }
-    return memo.data();
-#else
-    (void)eng, (void)p, (void)n;
-    return nullptr;
-#endif
 }
 
 /// Group i's lr float as the memo has it, if the group dict `g` is unchanged since; else null.

@@ -101,22 +101,6 @@ packed_view* make_view(PyObject* packed) {
 /// How group i holds one side's value this step.
 enum class holder : std::uint8_t { py_float, packed };
 
-/// The engine's group memo (shared with the float paths, which only take entries holding floats),
-/// sized to n; null where dict versions are not available.
-group_memo* memo_for_tensors(Engine* eng, Py_ssize_t n) {
-#if FASTLR_DICT_VERSIONS
-    try {
-        if (eng->memo->size() < static_cast<std::size_t>(n)) eng->memo->resize(static_cast<std::size_t>(n));
-    } catch (const std::bad_alloc&) {
-        return nullptr;
-    }
-    return eng->memo->data();
-#else
-    (void)eng, (void)n;
-    return nullptr;
-#endif
-}
-
 /// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
 /// `repack`: a tensor that is not registered (replaced since packing).
 bool classify(const packed_view* v, Py_ssize_t i, PyObject* value, holder& h, bool& repack) {
@@ -273,7 +257,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
         holder* m_h = lr_h + n;
         bool need_repack = false, ok = true;
-        group_memo* memo = memo_for_tensors(eng, n);
+        group_memo* memo = memo_for(eng, p, n);
         // Pass 1: read and compute everything; nothing is written.
         for (Py_ssize_t i = 0; i < n && ok; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);

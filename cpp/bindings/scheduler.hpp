@@ -346,6 +346,12 @@ struct plan {
     bool beta1 = false;
 };
 
+/// The engine's group memo (see group_memo), sized to n groups, for a step of plan `p`; null where dict
+/// versions are not available or the memo cannot grow. A plan that reads other operand keys than
+/// those the memo was filled under (OneCycleLR's next phase) clears it. The tensor executor uses the
+/// same memo (its entries hold the packed tensor; the float paths only take entries holding floats).
+group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n);
+
 /// Run `p` over the groups of `f`, whatever holds the values (Python floats, packed tensors), and
 /// produce the new `_last_lr` in `last` -- or leave `last` empty after a tensor step, whose list is
 /// materialised on demand (the engine is marked stale). Nothing is written on `fallback`.
