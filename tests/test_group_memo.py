@@ -250,3 +250,60 @@ def test_betas_rewritten_in_place_only_when_nobody_holds_them(name: str) -> None
     twin.steps(20, between=between)
     assert len(held) == 4 and all(_bits(t[0]) == b for t, b in held)
     assert_engine_did_the_work(twin.sf)
+
+
+@pytest.mark.parametrize("opt", ["SGD", "AdamW"])
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_tensor_lrs_with_float_momentum_edited_between_steps(name: str, opt: str) -> None:
+    """Tensor lrs beside a Python-float momentum (SGD) or betas tuple (AdamW), the common case of a
+    compiled step with `lr=torch.tensor(...)`: the executor remembers the packed lr tensor and the
+    momentum object, rewrites a momentum float (beta1 inside its tuple) in place when only its group
+    holds it, and must see every edit; floats and tuples held from outside keep their values."""
+    twin = Twin(BUILDS[name], lambda: make_opt(4, lr_kind="tensor64", opt=opt))
+    key = "betas" if opt == "AdamW" else "momentum"
+    held: list[tuple[Any, bytes]] = []
+
+    def first(v: Any) -> float:
+        return v[0] if isinstance(v, tuple) else v
+
+    def between(k: int, o: torch.optim.Optimizer, sched: Any) -> None:
+        g = o.param_groups
+        if k == 3:  # the momentum object held from outside: it must not change
+            v = g[1][key]
+            held.append((v, _bits(first(v))))
+        if k == 5:  # a new momentum value (for AdamW: a new tuple, a code constant shared by both twins)
+            g[2][key] = (0.5, 0.9) if opt == "AdamW" else 0.5
+        if k == 7:  # a replaced lr tensor, and a dict replaced by a copy
+            g[0]["lr"] = torch.tensor(0.05, dtype=torch.float64)
+            g[3] = dict(g[3])
+        if k == 9:  # the lr tensor edited in place: the dict does not change
+            with torch.no_grad():
+                g[1]["lr"].fill_(0.02)
+        if k == 11:  # momentum deleted and put back (the dict changes, the object does not)
+            v = g[2].pop(key)
+            g[2][key] = v
+        if k == 13 and name == "OneCycleLR":  # an operand key: read again
+            g[0]["max_lr"] = 0.3
+
+    twin.steps(30, between=between)
+    assert len(held) == 2 and all(_bits(first(v)) == b for v, b in held)
+    assert_engine_did_the_work(twin.sf)
+
+
+def test_tensor_operand_keys_edited_in_place_are_seen() -> None:
+    """OneCycleLR reading its phase keys from 0-d tensors: the memo keeps only float operands, so a
+    tensor edited in place (the dict unchanged) is read again at the next step, as torch does."""
+    def build(m: Any, o: torch.optim.Optimizer) -> Any:
+        s = m.OneCycleLR(o, max_lr=0.1, total_steps=40)
+        for g in o.param_groups:
+            g["max_lr"] = torch.tensor(g["max_lr"], dtype=torch.float64)
+        return s
+
+    twin = Twin(build, lambda: make_opt(3, lr_kind="tensor64"))
+
+    def between(k: int, o: torch.optim.Optimizer, sched: Any) -> None:
+        if k in (4, 9):
+            with torch.no_grad():
+                o.param_groups[1]["max_lr"].mul_(0.5)
+
+    twin.steps(20, between=between)

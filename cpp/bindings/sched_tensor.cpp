@@ -99,7 +99,7 @@ packed_view* make_view(PyObject* packed) {
 }
 
 /// How group i holds one side's value this step.
-enum class holder : std::uint8_t { py_float, packed };
+enum class holder : std::uint8_t { py_float, packed, in_place };
 
 /// The value holder of group g for a packed view: a Python float, or the view's registered tensor.
 /// `repack`: a tensor that is not registered (replaced since packing).
@@ -123,11 +123,20 @@ PyObject* momentum_value(PyObject* g, bool beta1) {
     return PyTuple_GET_ITEM(betas, 0);
 }
 
-/// Operand of a side for group i: array, group key, or `cur` (the current value).
-bool operand(Engine* eng, PyObject* g, const double* arr, PyObject* key, Py_ssize_t i, double cur, double& out) {
-    if (arr) out = arr[i];
-    else if (key) return group_value(eng, g, key, i, out);
-    else out = cur;
+/// Operand of a side for group i: array, group key, or `cur` (the current value). `floats` is cleared
+/// when a key's value is not a Python float (a 0-d tensor: read again on every step).
+bool operand(Engine* eng, PyObject* g, const double* arr, PyObject* key, Py_ssize_t i, double cur, double& out,
+             bool* floats = nullptr) {
+    if (arr) {
+        out = arr[i];
+    } else if (key) {
+        PyObject* o = PyDict_GetItemWithError(g, key);
+        if (!o) return PyErr_Clear(), false;
+        if (floats && !PyFloat_CheckExact(o)) *floats = false;
+        return value_of(eng, key, i, o, out);
+    } else {
+        out = cur;
+    }
     return true;
 }
 
@@ -257,44 +266,115 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
         holder* m_h = lr_h + n;
         bool need_repack = false, ok = true;
+        bool lr_float = false;   // a group holds its lr as a Python float (new floats, `_last_lr` list)
+        bool mom_alloc = false;  // a group's momentum (beta1) float needs a new object (tuple)
+        bool mom_inplace = false;  // a group's momentum (beta1) float is rewritten in place
         group_memo* memo = memo_for(eng, p, n);
+        const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
+        // How a group holds a Python-float momentum: torch assigns a new float (or a new betas tuple);
+        // a float only its group holds (in a tuple only its group holds) takes the value in place
+        // instead, which nobody can tell. In place needs the memo (it keeps the object for the write).
+        auto float_momentum = [&](std::size_t si, group_memo* gm, PyObject* obj) {
+            bool in_place = false;
+#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+            if (gm && obj) {
+                if (!p.beta1) {
+                    in_place = PyFloat_CheckExact(obj) && Py_REFCNT(obj) == 1;
+                } else {  // obj: the betas tuple
+                    PyObject* b1 = PyTuple_GET_SIZE(obj) >= 1 ? PyTuple_GET_ITEM(obj, 0) : nullptr;
+                    in_place = Py_REFCNT(obj) == 1 && b1 && PyFloat_CheckExact(b1) && Py_REFCNT(b1) == 1;
+                }
+            }
+#else
+            (void)gm, (void)obj;
+#endif
+            m_h[si] = in_place ? holder::in_place : holder::py_float;
+            (in_place ? mom_inplace : mom_alloc) = true;
+        };
         // Pass 1: read and compute everything; nothing is written.
         for (Py_ssize_t i = 0; i < n && ok; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);
+#if defined(__GNUC__)
+            // The dicts are scattered over the heap: fetch the ones a few groups ahead meanwhile.
+            if (i + 8 < n) __builtin_prefetch(PyList_GET_ITEM(groups, i + 8));
+#endif
             if (!PyDict_CheckExact(g)) {
                 ok = false;
                 break;
             }
             const std::size_t si = static_cast<std::size_t>(i);
-            // The group's packed tensor as the memo has it while the dict is unchanged (no lookup).
-            PyObject* v = nullptr;
+            group_memo* gm = memo && vl ? &memo[si] : nullptr;
+            double x, y = 0.0;
 #if FASTLR_DICT_VERSIONS
-            if (memo && vl && memo[si].dict == g && memo[si].lr == vl->tensor[si] && dict_version(g) == memo[si].version)
-                v = memo[si].lr;
+            // While the dict is unchanged, it holds the packed lr tensor and the momentum object the
+            // memo has (and the key operands' values): nothing to look up.
+            // The memo's momentum object: 1 the packed tensor, 2 a float (a betas tuple whose beta1
+            // is a float), 0 neither (the packing changed since: look up).
+            auto memo_mom = [&](const group_memo* e) {
+                PyObject* o = e->mom;
+                if (!o) return 0;
+                if (vm && o == vm->tensor[si]) return 1;
+                if (!p.beta1) return PyFloat_CheckExact(o) ? 2 : 0;
+                return PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) >= 1 && PyFloat_CheckExact(PyTuple_GET_ITEM(o, 0)) ? 2 : 0;
+            };
+            int mk = 0;
+            if (gm && gm->dict == g && dict_version(g) == gm->version && gm->lr == vl->tensor[si] &&
+                (!p.momentum || (mk = memo_mom(gm)) != 0)) {
+                lr_h[si] = holder::packed;
+                if (mk == 1) {
+                    m_h[si] = holder::packed;
+                } else if (mk == 2) {
+                    float_momentum(si, gm, gm->mom);
+                    if (m_h[si] == holder::py_float) gm->dict = nullptr;  // it gets a new object
+                }
+                const packed_view::buffer& lb = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
+                cur[si] = lb.cpu ? read_value(lb, vl->off[si]) : 0.0;
+                if (key_ops && !gm->keys) {
+                    if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
+                        (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
+                        ok = false;
+                        break;
+                    }
+                } else {
+                    x = p.lr.x ? p.lr.x[i] : p.lr.x_key ? gm->x : cur[si];
+                    y = p.lr.y ? p.lr.y[i] : gm->y;
+                }
+                if (p.lr.x_key) (*eng->x)[si] = x;
+                if (p.lr.y_key) (*eng->y)[si] = y;
+                lr_out[si] = fastlr::eval(p.lr.u, x, y);
+                if (!p.momentum) continue;
+                double mx, my = 0.0;
+                if (key_ops && !gm->keys) {
+                    if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
+                        (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
+                        ok = false;
+                        break;
+                    }
+                } else {
+                    mx = p.mom.x ? p.mom.x[i] : gm->mx;
+                    my = p.mom.y ? p.mom.y[i] : gm->my;
+                }
+                m_out[si] = fastlr::eval(p.mom.u, mx, my);
+                continue;
+            }
 #endif
-            const bool looked_up = !v;
-            if (!v) v = PyDict_GetItemWithError(g, names.lr);
+            PyObject* v = PyDict_GetItemWithError(g, names.lr);
             if (!classify(vl, i, v, lr_h[si], need_repack)) {
                 ok = false;
                 break;
             }
             const packed_view::buffer* lb = lr_h[si] == holder::packed ? &vl->bufs[static_cast<std::size_t>(vl->buf[si])] : nullptr;
-#if FASTLR_DICT_VERSIONS
-            if (memo && looked_up && lr_h[si] == holder::packed) {
-                memo[si].dict = g;
-                memo[si].version = dict_version(g);
-                memo[si].lr = v;
-                memo[si].mom = nullptr;
+            if (lr_h[si] == holder::py_float) {
+                cur[si] = PyFloat_AS_DOUBLE(v);
+                lr_float = true;
+            } else if (lb->cpu) {
+                cur[si] = read_value(*lb, vl->off[si]);
+            } else {
+                cur[si] = 0.0;  // computed on the device
             }
-#else
-            (void)looked_up;
-#endif
-            if (lr_h[si] == holder::py_float) cur[si] = PyFloat_AS_DOUBLE(v);
-            else if (lb->cpu) cur[si] = read_value(*lb, vl->off[si]);
-            else cur[si] = 0.0;  // computed on the device
-            double x, y = 0.0;
-            if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
-                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
+            bool key_floats = true;
+            if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x, &key_floats) ||
+                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y, &key_floats))) {
                 ok = false;
                 break;
             }
@@ -302,19 +382,48 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             if (p.lr.x_key) (*eng->x)[si] = x;
             if (p.lr.y_key) (*eng->y)[si] = y;
             lr_out[si] = fastlr::eval(p.lr.u, x, y);
-            if (!p.momentum) continue;
-            PyObject* mv = momentum_value(g, p.beta1);
-            if (!classify(vm, i, mv, m_h[si], need_repack)) {
-                ok = false;
-                break;
+            PyObject* mobj = nullptr;  // what the memo keeps: the packed tensor, the float or the tuple
+            double mx = 0.0, my = 0.0;
+            // The memo keeps groups whose lr is packed (the float paths keep the others).
+            const bool keep = gm && lr_h[si] == holder::packed;
+            if (p.momentum) {
+                PyObject* mv = momentum_value(g, p.beta1);
+                if (!classify(vm, i, mv, m_h[si], need_repack)) {
+                    ok = false;
+                    break;
+                }
+                if (m_h[si] == holder::packed) {
+                    mobj = mv;
+                } else {
+                    mobj = p.beta1 ? PyDict_GetItem(g, names.betas) : mv;
+                    float_momentum(si, keep ? gm : nullptr, mobj);
+                }
+                if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx, &key_floats) ||
+                    (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my, &key_floats))) {
+                    ok = false;
+                    break;
+                }
+                m_out[si] = fastlr::eval(p.mom.u, mx, my);
             }
-            double mx, my = 0.0;
-            if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
-                (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
-                ok = false;
-                break;
+#if FASTLR_DICT_VERSIONS
+            if (gm) {
+                gm->dict = nullptr;
+                // Not a group whose momentum gets a new object (its dict changes).
+                if (keep && (!p.momentum || m_h[si] != holder::py_float)) {
+                    gm->dict = g;
+                    gm->version = dict_version(g);
+                    gm->lr = v;
+                    gm->mom = mobj;
+                    gm->x = p.lr.x_key ? x : 0.0;
+                    gm->y = p.lr.y_key ? y : 0.0;
+                    gm->mx = p.momentum && p.mom.x_key ? mx : 0.0;
+                    gm->my = p.momentum && p.mom.y_key ? my : 0.0;
+                    gm->keys = key_floats;
+                }
             }
-            m_out[si] = fastlr::eval(p.mom.u, mx, my);
+#else
+            (void)keep;
+#endif
         }
         if (!ok) {
             PyErr_Clear();
@@ -326,59 +435,83 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             }
             return fast::fallback;
         }
+        const bool any_float = lr_float || mom_alloc;  // something to allocate
         // A tensor operand makes torch's value a tensor, which torch assigns into a group that held a
         // Python float (the group's lr or momentum becomes a tensor): such a step is torch's.
-        for (Py_ssize_t i = 0; i < n && (eng->tensor_operand || eng->tensor_operand_mom); ++i) {
+        for (Py_ssize_t i = 0; (lr_float || mom_alloc || mom_inplace) && i < n && (eng->tensor_operand || eng->tensor_operand_mom); ++i) {
             const std::size_t si = static_cast<std::size_t>(i);
             if ((lr_h[si] == holder::py_float && tensor_operand_at(eng, i, false)) ||
-                (p.momentum && m_h[si] == holder::py_float && tensor_operand_at(eng, i, true)))
+                (p.momentum && m_h[si] != holder::packed && tensor_operand_at(eng, i, true)))
                 return fast::fallback;
         }
-        // Allocate everything the writes need (may run the cyclic GC), then re-check the groups. The
-        // list of pending values is the one before the last step's when nothing else holds it (the
-        // last step's must stay as it is until this one succeeds: get_last_lr() may still need it).
-        PyObject* spare = eng->spare_pending;
-        const bool reuse = spare && Py_REFCNT(spare) == 1 && PyList_GET_SIZE(spare) == n;
-        ref pending(reuse ? ref::incref(spare) : PyList_New(n));
-        ref moms(p.momentum ? PyList_New(n) : nullptr);
-        if (!pending || (p.momentum && !moms)) return fast::error;
-        for (Py_ssize_t i = 0; i < n; ++i) {
-            const std::size_t si = static_cast<std::size_t>(i);
-            PyObject* o;
-            if (lr_h[si] == holder::packed) o = ref::incref(Py_None);
-            else if (p.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups, i), names.lr));
-            else o = PyFloat_FromDouble(lr_out[si]);
-            if (!o) return fast::error;
-            if (reuse) {  // the old item is None or a float: releasing it runs no Python
-                PyObject* old = PyList_GET_ITEM(pending.get(), i);
-                PyList_SET_ITEM(pending.get(), i, o);
-                Py_DECREF(old);
-            } else {
-                PyList_SET_ITEM(pending.get(), i, o);
-            }
-            if (!p.momentum) continue;
-            PyObject* m;
-            if (m_h[si] == holder::packed) {
-                m = ref::incref(Py_None);
-            } else {
-                ref mf(PyFloat_FromDouble(m_out[si]));
-                if (!mf) return fast::error;
-                if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
-                    PyObject* betas = PyDict_GetItem(PyList_GET_ITEM(groups, i), names.betas);
-                    const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
-                    m = PyTuple_New(nb);
-                    if (!m) return fast::error;
-                    PyTuple_SET_ITEM(m, 0, mf.release());
-                    for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(m, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
-                } else {
-                    m = mf.release();
+        // Groups holding Python floats get new objects: allocate everything the writes need (may run
+        // the cyclic GC), then re-check the groups. The list of pending values is the one before the
+        // last step's when nothing else holds it (the last step's must stay as it is until this one
+        // succeeds: get_last_lr() may still need it). When every lr is packed there is nothing to
+        // allocate for the lrs: `_last_lr` is the snapshots' values.
+        ref pending, moms;
+        if (any_float) {
+            if (lr_float) {
+                PyObject* spare = eng->spare_pending;
+                const bool reuse = spare && PyList_CheckExact(spare) && Py_REFCNT(spare) == 1 && PyList_GET_SIZE(spare) == n;
+                pending.reset(reuse ? ref::incref(spare) : PyList_New(n));
+                if (!pending) return fast::error;
+                for (Py_ssize_t i = 0; i < n; ++i) {
+                    const std::size_t si = static_cast<std::size_t>(i);
+                    PyObject* o;
+                    if (lr_h[si] == holder::packed) o = ref::incref(Py_None);
+                    else if (p.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups, i), names.lr));
+                    else o = PyFloat_FromDouble(lr_out[si]);
+                    if (!o) return fast::error;
+                    if (reuse) {  // the old item is None or a float: releasing it runs no Python
+                        PyObject* old = PyList_GET_ITEM(pending.get(), i);
+                        PyList_SET_ITEM(pending.get(), i, o);
+                        Py_DECREF(old);
+                    } else {
+                        PyList_SET_ITEM(pending.get(), i, o);
+                    }
                 }
             }
-            PyList_SET_ITEM(moms.get(), i, m);
+            if (mom_alloc) {
+                moms.reset(PyList_New(n));
+                if (!moms) return fast::error;
+                for (Py_ssize_t i = 0; i < n; ++i) {
+                    const std::size_t si = static_cast<std::size_t>(i);
+                    PyObject* m;
+                    if (m_h[si] != holder::py_float) {
+                        m = ref::incref(Py_None);
+                    } else {
+                        ref mf(PyFloat_FromDouble(m_out[si]));
+                        if (!mf) return fast::error;
+                        if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
+                            PyObject* betas = PyDict_GetItem(PyList_GET_ITEM(groups, i), names.betas);
+                            const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
+                            m = PyTuple_New(nb);
+                            if (!m) return fast::error;
+                            PyTuple_SET_ITEM(m, 0, mf.release());
+                            for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(m, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
+                        } else {
+                            m = mf.release();
+                        }
+                    }
+                    PyList_SET_ITEM(moms.get(), i, m);
+                }
+            }
+            if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+            for (Py_ssize_t i = 0; i < n; ++i) {
+                PyObject* g = PyList_GET_ITEM(groups, i);
+                if (!PyDict_CheckExact(g)) return fast::fallback;
+#if FASTLR_DICT_VERSIONS
+                // A float to rewrite in place must still be where it was, held by its group only.
+                if (m_h[static_cast<std::size_t>(i)] == holder::in_place) {
+                    const group_memo& gm = memo[static_cast<std::size_t>(i)];
+                    PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
+                    if (gm.dict != g || dict_version(g) != gm.version || Py_REFCNT(gm.mom) != 1 || Py_REFCNT(b1) != 1)
+                        return fast::fallback;
+                }
+#endif
+            }
         }
-        if (PyList_GET_SIZE(groups) != n) return fast::fallback;
-        for (Py_ssize_t i = 0; i < n; ++i)
-            if (!PyDict_CheckExact(PyList_GET_ITEM(groups, i))) return fast::fallback;
 
         // Pass 2: device buffers first (their executor may raise; then nothing else is written).
         const bool lr_keep = p.lr.u.kind == update::op::keep;
@@ -426,28 +559,37 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 packed_view::buffer& b = vm->bufs[static_cast<std::size_t>(vm->buf[si])];
                 if (b.cpu) write_value(b, vm->off[si], m_out[si]);
             }
+#if FASTLR_DICT_VERSIONS
+            if (mom_inplace && m_h[si] == holder::in_place) {  // the group's float, or beta1 in its tuple
+                PyObject* o = memo[si].mom;
+                if (p.beta1) o = PyTuple_GET_ITEM(o, 0);
+                reinterpret_cast<PyFloatObject*>(o)->ob_fval = m_out[si];
+            }
+#endif
         }
         if (vl)
             for (auto& b : vl->bufs)
                 if (b.cpu) snapshot(b);
         // Python-float groups: momentum then lr, as torch writes them.
-        for (Py_ssize_t i = 0; i < n; ++i) {
+        for (Py_ssize_t i = 0; mom_alloc && i < n; ++i) {
             const std::size_t si = static_cast<std::size_t>(i);
             PyObject* g = PyList_GET_ITEM(groups, i);
-            if (p.momentum && m_h[si] == holder::py_float &&
+            if (m_h[si] == holder::py_float &&
                 PyDict_SetItem(g, p.beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
                 return fast::error;
         }
-        if (!lr_keep) {
+        if (!lr_keep && lr_float) {
             for (Py_ssize_t i = 0; i < n; ++i) {
                 PyObject* o = PyList_GET_ITEM(pending.get(), i);
                 if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, o) < 0) return fast::error;
             }
         }
-        PyObject* old_spare = eng->spare_pending;
-        eng->spare_pending = eng->last_pending;  // kept for the step after this one
-        eng->last_pending = pending.release();
-        Py_XDECREF(old_spare);
+        // The last step's list (if it was one) is kept for the step after this one.
+        PyObject* prev = eng->last_pending;
+        eng->last_pending = lr_float ? pending.release() : ref::incref(Py_None);
+        if (eng->spare_pending == eng->last_pending) Py_CLEAR(eng->spare_pending);  // reused above
+        if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
+        else Py_XDECREF(prev);
         eng->last_stale = true;
         return fast::handled;
     }
@@ -465,6 +607,15 @@ PyObject* take_last_lr(Engine* eng) {
     if (eng->plr) {
         values.reset(PyObject_CallMethod(eng->plr->owner.get(), "last_values", "O", eng->plr->snaps.get()));
         if (!values) return nullptr;
+    }
+    if (eng->last_pending == Py_None) {  // every group packed: the snapshots' values are the list
+        if (!values || !PyList_CheckExact(values.get())) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "fastlr: no packed lrs for _last_lr");
+            return nullptr;
+        }
+        eng->last_stale = false;
+        Py_CLEAR(eng->last_pending);
+        return values.release();
     }
     ref pending(ref::incref(eng->last_pending));
     const Py_ssize_t n = PyList_GET_SIZE(pending.get());

@@ -153,6 +153,9 @@ struct group_memo {
     PyObject* lr = nullptr;   // borrowed: the dict holds it while the version is unchanged
     PyObject* mom = nullptr;  // likewise (null when momentum is not cycled)
     double x = 0.0, y = 0.0, mx = 0.0, my = 0.0;  // operand values read from the group's keys
+    // Tensor executor entries: x..my came from Python floats (a 0-d tensor operand is read again on
+    // every step: its value can change in place without the dict knowing).
+    bool keys = false;
 };
 
 #if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
@@ -220,7 +223,7 @@ struct Engine {
     // last tensor step, materialised on demand (floats in `last_pending`, None for packed groups).
     packed_view* plr;
     packed_view* pmom;
-    PyObject* last_pending;
+    PyObject* last_pending;  // Py_None: every group's lr was packed (the list is the snapshots' values)
     PyObject* spare_pending;  // the list before it, reused by the next tensor step (owned; may be null)
     bool last_stale;
     /// Per group, what this engine's last step found there (see group_memo): the float paths, the
