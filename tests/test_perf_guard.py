@@ -145,8 +145,6 @@ def test_no_python_code_in_step(name: str) -> None:
 # Tensor lrs (the engine's packed tensor path): no Python per group either. Known exceptions, whose
 # tensor-lr steps still run torch's Python code (or torch's helpers) per group:
 _TENSOR_PER_GROUP = {
-    "ReduceLROnPlateau": "the tensor-lr step builds _last_lr with torch's _param_groups_val_list (a clone "
-    "per group)",
     "SequentialLR": "tensor lrs: the member's get_last_lr() (Python) -> Packed.last_values clones each "
     "group's lr tensor from Python",
     "ChainedScheduler": "tensor lrs: _last_lr built with torch's _param_groups_val_list (a clone per group)",

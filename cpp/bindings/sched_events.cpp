@@ -212,6 +212,22 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
             if (!new_lrs[i]) return fast::error;
         }
     }
+    // Tensor lrs (the engine packed them, or the first group's lr is not a Python float) on a step
+    // that reduces nothing: no group is written, and `_last_lr` -- a fresh tensor per group in torch
+    // -- is a snapshot of the packed buffers, built into a list when read (as for the other classes).
+    // Steps that reduce are rare and run torch's code (it fills the packed tensors in place).
+    bool tensor_step = false;
+    if (!reduce && n > 0) {
+        PyObject* g0 = PyList_GET_ITEM(groups, 0);
+        PyObject* lr0 = PyDict_CheckExact(g0) ? PyDict_GetItem(g0, names.lr) : nullptr;
+        if (eng->plr || (lr0 && !PyFloat_CheckExact(lr0))) {
+            plan keep;
+            keep.lr.u = update::keep();
+            const fast tr = execute_tensors(eng, f, keep);
+            if (tr != fast::handled) return tr;  // nothing written (the engine's snapshots aside)
+            tensor_step = true;
+        }
+    }
     ref le(PyLong_FromLongLong(s.last_epoch));
     ref nbe(from_num(s.num_bad_epochs)), cdc(from_num(s.cooldown_counter));
     if (!le || !nbe || !cdc) return fast::error;
@@ -227,6 +243,7 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
             if (v && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v) < 0) return fast::error;
         }
     }
+    if (tensor_step) return fast::handled;  // `_last_lr` is materialised on demand
     // `_last_lr = [group["lr"] for group in groups]`: into the previous list when only this holds it.
     if (refresh_last_lr(d, groups)) return fast::handled;
     ref opt(ref::incref(PyDict_GetItemWithError(d, names.optimizer)));
