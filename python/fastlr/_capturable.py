@@ -10,7 +10,10 @@ The closed forms are :mod:`fastlr.schedules` programs (one per group), evaluated
 function on the host and in the CUDA kernel (``fastlr/program.hpp``):
 
 * CUDA tensors: one ``fastlr._cuda`` kernel launch per step, on torch's current stream;
-* CPU tensors: the same evaluator in C++, writing the tensors' memory (no torch op).
+* CPU tensors: the same evaluator in C++, writing the tensors' memory (no torch op);
+* CUDA without ``fastlr._cuda`` (built without a CUDA compiler) and other devices: the same closed
+  forms as a fixed sequence of vectorised torch ops (:mod:`fastlr._torch_programs`), as many ops
+  whatever the group count, also capturable. ``FORCE_TORCH_OPS`` routes CPU and CUDA there too.
 
 Values are the closed forms of torch's schedules; for classes whose torch ``step()`` runs a chainable
 recurrence they differ from it by rounding only (about 1e-13 relative), as ``step(epoch)`` does in
@@ -25,7 +28,7 @@ from typing import Any
 
 import torch
 
-from . import _core, _tensor_lrs
+from . import _core, _tensor_lrs, _torch_programs
 from . import schedules as S
 
 try:
@@ -34,6 +37,11 @@ except ImportError:  # built without a CUDA compiler
     _cuda = None
 
 __all__ = ["Capture", "closed_form_schedules"]
+
+#: Evaluate capturable steps with torch ops (`fastlr._torch_programs`) on every device, instead of the
+#: C++ evaluator on CPU tensors and the `_cuda` kernel on CUDA (tests and benchmarks compare them).
+#: Read when a scheduler enters capturable mode.
+FORCE_TORCH_OPS = False
 
 
 class CapturableError(ValueError):
@@ -192,12 +200,20 @@ class Capture:
         self.device = device
         self.counter = torch.tensor(int(sched.last_epoch), dtype=torch.int64, device=device)
         self._cuda_arrays: tuple[torch.Tensor, ...] | None = None
-        if device.type == "cuda":
-            if _cuda is None:
-                raise CapturableError("capturable=True on CUDA needs fastlr._cuda (this build has none)")
+        self._torch_ops: _torch_programs.TorchPrograms | None = None
+        if FORCE_TORCH_OPS or (device.type == "cuda" and _cuda is None) or device.type not in ("cpu", "cuda"):
+            # The packed element of each program: (Buffer, index).
+            slots = [packed.slots[i] for i in range(n)]
+            if self.momentum_key is not None:
+                slots += [mp.slots[i] for i in range(n)]
+            owners = [packed] * n + ([mp] * n if self.momentum_key is not None else [])
+            elements = [(o.buffers[s[0]], s[1]) for o, s in zip(owners, slots)]  # type: ignore[index]
+            try:
+                self._torch_ops = _torch_programs.TorchPrograms(programs, elements, device)
+            except _torch_programs.UnsupportedProgram as e:
+                raise CapturableError(f"capturable=True on {device.type} without fastlr._cuda: {e}") from None
+        elif device.type == "cuda":
             self._cuda_arrays = self._device_arrays()
-        elif device.type != "cpu":
-            raise CapturableError(f"capturable=True supports CPU and CUDA tensors, not {device.type}")
         self.dirty = True  # `_last_lr` is read from the tensors when asked
 
     def _device_arrays(self) -> tuple[torch.Tensor, ...]:
@@ -223,7 +239,9 @@ class Capture:
 
     def run(self, increment: int) -> None:
         """Enqueue one step: every program at counter + increment, then counter += increment."""
-        if self._cuda_arrays is not None:
+        if self._torch_ops is not None:
+            self._torch_ops.run(self.counter, increment)
+        elif self._cuda_arrays is not None:
             nodes, children, params, entries = self._cuda_arrays
             stream = torch.cuda.current_stream(self.device).cuda_stream
             _cuda.run_programs(

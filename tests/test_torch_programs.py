@@ -1,0 +1,189 @@
+"""The capturable fallback without ``fastlr._cuda``: schedule programs evaluated with vectorised
+torch ops (`fastlr._torch_programs`), checked against the C++ evaluator (`Program.__call__`, the
+function the CUDA kernel runs) at run time, and driven through capturable schedulers on CPU tensors
+(`_capturable.FORCE_TORCH_OPS`): values, counter, save/resume, and a torch-op count that does not
+grow with the number of param groups."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from fastlr import _capturable, _tensor_lrs, _torch_programs
+from fastlr import lr_scheduler as F
+from fastlr import schedules as S
+
+STEPS = list(range(0, 130)) + [199, 200, 201, 999, 1000, 1001, 4095, 12345, 10**6 - 1, 10**6, 3 * 10**7 + 17]
+
+SCHEDULES: dict[str, Any] = {
+    "constant": S.constant(0.3),
+    "linear": S.linear(0.1, 1.0, 97),
+    "cosine": S.cosine(1.0, 1000, end_value=1e-3),
+    "cosine_zero_end_long": S.cosine(0.1, 10**6),
+    "cosine_extrapolate": S.cosine(1.0, 77, end_value=0.1, extrapolate=True),
+    "cosine_k_decay": S.cosine(1.0, 500, k_decay=1.7),
+    "cosine_restarts": S.cosine(1.0, 900, cycles=3, restarts=True),
+    "polynomial": S.polynomial(1.0, 0.01, 300, power=2.5),
+    "polynomial_linear": S.polynomial(1.0, 0.0, 300),
+    "exponential": S.exponential(1.0, 0.97),
+    "exponential_staircase_end": S.exponential(2.0, 0.5, 10, staircase=True, end_value=0.01),
+    "step": S.step(1.0, 30, 0.5),
+    "multistep": S.multistep(1.0, [10, 20, 20, 95], 0.3),
+    "piecewise_constant": S.piecewise_constant([5, 50, 51], [1.0, 0.5, 0.25, 0.125]),
+    "piecewise_linear": S.piecewise_linear([0, 10, 10, 100], [0.0, 1.0, 0.5, 0.01]),
+    "piecewise_linear_one": S.piecewise_linear([7], [0.4]),
+    "cyclic": S.cyclic(0.01, 0.1, 13, 7),
+    "cyclic_triangular2": S.cyclic(0.01, 0.1, 5, mode="triangular2"),
+    "cyclic_exp_range": S.cyclic(0.01, 0.1, 9, mode="exp_range", gamma=0.999),
+    "onecycle": S.onecycle(0.1, 1000),
+    "onecycle_three_linear": S.onecycle(0.1, 300, pct_start=0.25, anneal_strategy="linear", three_phase=True),
+    "warm_restarts": S.warm_restarts(1.0, 10, 0.01),
+    "warm_restarts_mult": S.warm_restarts(1.0, 10, 0.01, t_mult=2, cycle_decay=0.8, cycle_limit=9, k_decay=1.3),
+    "warm_restarts_mult3": S.warm_restarts(0.5, 7, t_mult=3),
+    "inverse_sqrt": S.inverse_sqrt(1.0, 400),
+    "wsd": S.wsd(1.0, warmup=50, stable=500, decay=200, end_value=0.01),
+    "wsd_cosine_sqrt": S.wsd(1.0, warmup=40, stable=100, decay=60, warmup_shape="cosine", decay_shape="1-sqrt"),
+    "wsd_sqrt_exp": S.wsd(1.0, warmup=40, stable=10, decay=60, warmup_shape="1-sqrt", decay_shape="exponential"),
+    "warmup_cosine": S.warmup(S.cosine(1.0, 1000, end_value=0.01), 100),
+    "join3": S.join([S.linear(0.0, 1.0, 10), S.constant(1.0), S.cosine(1.0, 100)], [10, 60]),
+    "product_scale_offset": S.scale(S.product(S.offset(S.linear(0.0, 1.0, 20), 15), S.exponential(1.0, 0.99)), 3e-4),
+}
+
+
+def _close(a: float, b: float) -> bool:
+    return a == b or (math.isfinite(b) and abs(a - b) <= 1e-12 * abs(b))
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_torch_ops_match_the_cpp_evaluator(name: str) -> None:
+    prog = SCHEDULES[name]._sync()
+    data = torch.zeros(3, dtype=torch.float64)
+    buf = _tensor_lrs.Buffer([(0, data[0].clone())])  # a packed buffer of one element
+    runner = _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
+    counter = torch.tensor(0, dtype=torch.int64)
+    bad = []
+    for t in STEPS:
+        counter.fill_(t)
+        runner.run(counter, 0)
+        got, want = float(buf.data[0]), prog(float(t))
+        if not _close(got, want):
+            bad.append((t, got, want))
+    assert not bad, f"{name}: torch ops differ from the C++ evaluator at {bad[:5]}"
+
+
+def test_programs_of_one_structure_are_one_class_and_rows_stay_apart() -> None:
+    """Groups with different base values share a class (one evaluation), each row its own values."""
+    progs = [S.cosine(b, 100, end_value=b / 10)._sync() for b in (0.1, 0.2, 0.3, 0.4)]
+    progs.append(S.step(1.0, 7, 0.5)._sync())
+    data = torch.zeros(5, dtype=torch.float64)
+    members = [(j, data[j].clone()) for j in range(5)]
+    buf = _tensor_lrs.Buffer(members)
+    runner = _torch_programs.TorchPrograms(progs, [(buf, j) for j in (4, 3, 2, 1, 0)], torch.device("cpu"))
+    assert len(runner.classes) == 2
+    counter = torch.tensor(41, dtype=torch.int64)
+    runner.run(counter, 1)
+    assert int(counter) == 42
+    assert [float(v) for v in buf.data] == [progs[4 - j](42.0) for j in range(5)]
+
+
+def test_noise_is_refused_with_a_clear_error() -> None:
+    prog = S.noise(S.constant(1.0), pct=0.1, seed=3)._sync()
+    buf = _tensor_lrs.Buffer([(0, torch.tensor(0.0, dtype=torch.float64))])
+    with pytest.raises(_torch_programs.UnsupportedProgram, match="noise"):
+        _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
+
+
+def _opt(n: int, dtype: torch.dtype = torch.float64, momentum: bool = False) -> torch.optim.Optimizer:
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(0.1 * (i + 1), dtype=dtype)}
+              for i in range(n)]
+    if momentum:
+        for g in groups:
+            g["momentum"] = torch.tensor(0.9, dtype=dtype)
+        return torch.optim.SGD(groups)
+    return torch.optim.SGD(groups)
+
+
+_M = torch.tensor(0.95, dtype=torch.float64)  # tensor momentum bounds: the groups' momentum is packed
+_B = torch.tensor(0.85, dtype=torch.float64)
+
+BUILDS = {
+    "StepLR": lambda o: F.StepLR(o, 3, 0.5, capturable=True),
+    "CosineAnnealingLR": lambda o: F.CosineAnnealingLR(o, 40, eta_min=1e-3, capturable=True),
+    "LinearLR": lambda o: F.LinearLR(o, 0.1, 1.0, 15, capturable=True),
+    "CosineAnnealingWarmRestarts": lambda o: F.CosineAnnealingWarmRestarts(o, 5, T_mult=2, capturable=True),
+    "OneCycleLR": lambda o: F.OneCycleLR(o, max_lr=[0.1 * (i + 1) for i in range(len(o.param_groups))],
+                                         total_steps=200, max_momentum=_M, base_momentum=_B, capturable=True),
+    "CyclicLR": lambda o: F.CyclicLR(o, 0.01, 0.1, step_size_up=6, max_momentum=_M, base_momentum=_B,
+                                     capturable=True),
+}
+
+
+@pytest.fixture
+def torch_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_capturable, "FORCE_TORCH_OPS", True)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_capturable_scheduler_with_torch_ops_matches_the_cpp_path(name: str, torch_ops: None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    momentum = name in ("OneCycleLR", "CyclicLR")
+    o1 = _opt(4, momentum=momentum)
+    s1 = BUILDS[name](o1)
+    assert s1._fastlr_capture._torch_ops is not None
+    monkeypatch.setattr(_capturable, "FORCE_TORCH_OPS", False)
+    o2 = _opt(4, momentum=momentum)
+    s2 = BUILDS[name](o2)
+    assert s2._fastlr_capture._torch_ops is None  # the C++ evaluator
+    for _ in range(60):
+        s1.step()
+        s2.step()
+        for g1, g2 in zip(o1.param_groups, o2.param_groups):
+            assert _close(float(g1["lr"]), float(g2["lr"]))
+            if momentum:
+                assert _close(float(g1["momentum"]), float(g2["momentum"]))
+    assert s1.last_epoch == s2.last_epoch == int(s1._fastlr_capture.counter) == 60
+
+
+def test_torch_ops_save_and_resume_reproduce_the_run(torch_ops: None) -> None:
+    o = _opt(3)
+    s = F.CosineAnnealingLR(o, 50, eta_min=1e-3, capturable=True)
+    for _ in range(20):
+        s.step()
+    state = s.state_dict()
+    rest = []
+    for _ in range(15):
+        s.step()
+        rest.append([float(g["lr"]) for g in o.param_groups])
+    o2 = _opt(3)
+    s2 = F.CosineAnnealingLR(o2, 50, eta_min=1e-3, capturable=True)
+    s2.load_state_dict(state)
+    for want in rest:
+        s2.step()
+        assert [float(g["lr"]) for g in o2.param_groups] == want
+
+
+class _CountOps(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["CosineAnnealingLR", "OneCycleLR"])
+def test_torch_ops_per_step_do_not_grow_with_groups(name: str, torch_ops: None) -> None:
+    counts = []
+    for n in (1, 512):
+        o = _opt(n, momentum=name == "OneCycleLR")
+        s = BUILDS[name](o)
+        s.step()
+        with _CountOps() as mode:
+            s.step()
+        counts.append(mode.ops)
+    assert counts[0] == counts[1] > 0, counts
