@@ -13,11 +13,13 @@ What it does, in one call:
    * capturable mode: ``optimizer.step()`` + ``scheduler.step()`` captured in ``torch.cuda.graph`` for
      ``Adam(fused=True, capturable=True)`` and ``SGD``, replayed 1,000 times; every replay's lrs
      compared with the closed form (relative error <= 1e-12 for float64); and the counter advanced
-     by exactly 1,000;
+     by exactly 1,000; the same for SGD with the torch-ops fallback (what builds without
+     ``fastlr._cuda`` run, forced with ``_capturable.FORCE_TORCH_OPS``);
    * all stepping runs under ``torch.cuda.set_sync_debug_mode("error")``: any host-device sync raises.
 2. Times one step, per G in (1, 64, 1024), medians over alternating blocks:
    torch's scheduler with tensor lrs | fastlr host-driven fused path | fastlr capturable, eager |
-   fastlr capturable, captured graph replay (scheduler step alone).
+   fastlr capturable, captured graph replay (scheduler step alone); and the torch-ops fallback,
+   eager and replayed.
 
 Exit status 0 when every check passes. ``--device cpu`` runs the non-CUDA parts as a smoke test.
 """
@@ -39,6 +41,7 @@ import torch.optim.lr_scheduler as T
 
 import fastlr
 import fastlr.lr_scheduler as F
+from fastlr import _capturable
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("StepLR", dict(step_size=3, gamma=0.7)),
@@ -95,9 +98,11 @@ def host_driven_parity(device: str) -> None:
               f"{name}: float64 bitwise after 300 steps, identity kept, engine-driven")
 
 
-def capture_check(device: str) -> None:
-    print("capturable mode in a CUDA graph")
-    for opt_name in ("Adam", "SGD"):
+def capture_check(device: str, torch_ops: bool = False) -> None:
+    """`torch_ops`: the fallback for builds without fastlr._cuda (vectorised torch ops), forced."""
+    _capturable.FORCE_TORCH_OPS = torch_ops
+    print("capturable mode in a CUDA graph" + (" (torch-ops fallback)" if torch_ops else ""))
+    for opt_name in ("SGD",) if torch_ops else ("Adam", "SGD"):
         for name, kw in [("CosineAnnealingLR", dict(T_max=777, eta_min=1e-4)), ("OneCycleLR", dict(max_lr=0.1, total_steps=5000, cycle_momentum=False)), ("StepLR", dict(step_size=50, gamma=0.9))]:
             o = make(device, 8, torch.float64 if opt_name == "SGD" else torch.float32, opt_name, capturable_opt=True)
             ref_o = make("cpu", 8, torch.float64)
@@ -133,8 +138,12 @@ def capture_check(device: str) -> None:
                 torch.cuda.set_sync_debug_mode(0)
             counter1 = int(sched._fastlr_capture.counter.item())
             tol = 1e-12 if opt_name == "SGD" else 2**-23
-            check(counter1 - counter0 == 1000, f"{opt_name}+{name}: 1000 replays advanced the counter by {counter1 - counter0}")
-            check(worst <= tol, f"{opt_name}+{name}: replayed lrs match the closed form (worst rel {worst:.2e} <= {tol:.1e})")
+            what = f"{opt_name}+{name}" + (" (torch ops)" if torch_ops else "")
+            check(sched._fastlr_capture._torch_ops is not None if torch_ops else sched._fastlr_capture._torch_ops is None,
+                  f"{what}: the intended evaluator")
+            check(counter1 - counter0 == 1000, f"{what}: 1000 replays advanced the counter by {counter1 - counter0}")
+            check(worst <= tol, f"{what}: replayed lrs match the closed form (worst rel {worst:.2e} <= {tol:.1e})")
+    _capturable.FORCE_TORCH_OPS = False
 
 
 def no_sync_eager(device: str) -> None:
@@ -180,20 +189,25 @@ def timings(device: str) -> list[dict[str, Any]]:
             t_torch = T.CosineAnnealingLR(make(device, n, torch.float32), T_max=10**6)
             t_fast = F.CosineAnnealingLR(make(device, n, torch.float32), T_max=10**6)
             t_cap = F.CosineAnnealingLR(make(device, n, torch.float32), T_max=10**6, capturable=True)
+            _capturable.FORCE_TORCH_OPS = True
+            t_ops = F.CosineAnnealingLR(make(device, n, torch.float32), T_max=10**6, capturable=True)
+            _capturable.FORCE_TORCH_OPS = False
         reps = max(20, 2000 // n)
         row = {"groups": n, "torch": median_time(t_torch.step, reps, device) * 1e6,
                "fastlr_fused": median_time(t_fast.step, reps, device) * 1e6,
-               "fastlr_capturable": median_time(t_cap.step, reps, device) * 1e6}
+               "fastlr_capturable": median_time(t_cap.step, reps, device) * 1e6,
+               "fastlr_torch_ops": median_time(t_ops.step, reps, device) * 1e6}
         if device == "cuda":
-            g = torch.cuda.CUDAGraph()
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                t_cap.step()
-            torch.cuda.current_stream().wait_stream(s)
-            with torch.cuda.graph(g):
-                t_cap.step()
-            row["fastlr_graph_replay"] = median_time(g.replay, reps, device) * 1e6
+            for key, sched in (("fastlr_graph_replay", t_cap), ("fastlr_torch_ops_replay", t_ops)):
+                g = torch.cuda.CUDAGraph()
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    sched.step()
+                torch.cuda.current_stream().wait_stream(s)
+                with torch.cuda.graph(g):
+                    sched.step()
+                row[key] = median_time(g.replay, reps, device) * 1e6
         rows.append(row)
         print("   ", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     return rows
@@ -219,12 +233,15 @@ def main() -> int:
     if device == "cuda":
         no_sync_eager(device)
         capture_check(device)
+        capture_check(device, torch_ops=True)
     rows = timings(device)
-    print("\n| G | torch tensor-lr step | fastlr fused | fastlr capturable (eager) | captured graph replay |")
-    print("|---|---|---|---|---|")
+    print("\n| G | torch tensor-lr step | fastlr fused | fastlr capturable (eager) | captured graph replay |"
+          " torch-ops fallback (eager) | torch-ops fallback replay |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['groups']} | {r['torch']:.2f} µs | {r['fastlr_fused']:.2f} µs | {r['fastlr_capturable']:.2f} µs | "
-              f"{r.get('fastlr_graph_replay', math.nan):.2f} µs |")
+              f"{r.get('fastlr_graph_replay', math.nan):.2f} µs | {r['fastlr_torch_ops']:.2f} µs | "
+              f"{r.get('fastlr_torch_ops_replay', math.nan):.2f} µs |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"info": info, "timings": rows, "failures": failures}, f, indent=2)
