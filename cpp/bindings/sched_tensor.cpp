@@ -95,6 +95,13 @@ packed_view* make_view(PyObject* packed) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         return nullptr;
     }
+    v->all_cpu = true;
+    v->identity = v->bufs.size() == 1;
+    for (std::size_t i = 0; i < v->buf.size(); ++i) {
+        v->all_cpu = v->all_cpu && v->buf[i] >= 0 && v->bufs[static_cast<std::size_t>(v->buf[i])].cpu;
+        v->identity = v->identity && v->buf[i] == 0 && v->off[i] == static_cast<std::int64_t>(i);
+    }
+    v->identity = v->identity && v->all_cpu && v->bufs[0].n == static_cast<std::int64_t>(v->buf.size());
     return v;
 }
 
@@ -243,6 +250,78 @@ bool tensor_groups_ok(Engine* eng, const frame& f) {
     return true;
 }
 
+namespace {
+
+/// The common case of a tensor step, in two tight loops: every group packed in a CPU buffer, one side
+/// (no momentum), operands from arrays or the current value, and every group dict unchanged since
+/// the last step (its memo entry holds its packed tensor). The first loop only proves that (one
+/// version read per group); the second computes and writes the buffers. False, with nothing
+/// written, when any of it does not hold (the general executor then runs).
+bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
+#if FASTLR_DICT_VERSIONS
+    packed_view* vl = eng->plr;
+    if (!memo || !vl || !vl->all_cpu || p.momentum || p.lr.x_key || p.lr.y_key) return false;
+    PyObject** items = reinterpret_cast<PyListObject*>(f.groups.get())->ob_item;
+    const Py_ssize_t n = f.n;
+    PyObject* const* tensors = vl->tensor.data();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+#if defined(__GNUC__)
+        if (i + 8 < n) __builtin_prefetch(items[i + 8]);
+#endif
+        const group_memo& e = memo[i];
+        PyObject* g = items[i];
+        if (e.dict != g || e.lr != tensors[i] || dict_version(g) != e.version) return false;
+    }
+    if (p.lr.u.kind != update::op::keep && vl->identity) {
+        // One buffer, group i at element i: array loops (the current values, the update, the stores).
+        packed_view::buffer& b = vl->bufs[0];
+        const std::size_t un = static_cast<std::size_t>(n);
+        double* cur = eng->out->data();
+        double* out = eng->v1->data();
+        if (b.f64) {
+            const double* d = static_cast<const double*>(b.data);
+            std::memcpy(cur, d, un * sizeof(double));
+        } else {
+            const float* d = static_cast<const float*>(b.data);
+            const double* sh = b.shadow;
+            // Unchanged since the engine wrote it: continue from the exact value (see read_value).
+            for (std::size_t j = 0; j < un; ++j) cur[j] = sh && static_cast<float>(sh[j]) == d[j] ? sh[j] : static_cast<double>(d[j]);
+        }
+        fastlr::apply(p.lr.u, p.lr.x ? p.lr.x : cur, p.lr.y, out, un);
+        if (b.f64) {
+            std::memcpy(b.data, out, un * sizeof(double));
+        } else {
+            float* d = static_cast<float*>(b.data);
+            for (std::size_t j = 0; j < un; ++j) d[j] = static_cast<float>(out[j]);
+            if (b.shadow) std::memcpy(b.shadow, out, un * sizeof(double));
+        }
+    } else if (p.lr.u.kind != update::op::keep) {
+        const int* bi = vl->buf.data();
+        const std::int64_t* off = vl->off.data();
+        const bool needs_y = p.lr.u.needs_y();
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            packed_view::buffer& b = vl->bufs[static_cast<std::size_t>(bi[i])];
+            const double cur = read_value(b, off[i]);
+            const double x = p.lr.x ? p.lr.x[i] : cur;
+            const double y = needs_y && p.lr.y ? p.lr.y[i] : 0.0;
+            write_value(b, off[i], fastlr::eval(p.lr.u, x, y));
+        }
+    }
+    for (auto& b : vl->bufs) snapshot(b);
+    PyObject* prev = eng->last_pending;
+    eng->last_pending = ref::incref(Py_None);  // every lr packed: `_last_lr` is the snapshots' values
+    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
+    else Py_XDECREF(prev);
+    eng->last_stale = true;
+    return true;
+#else
+    (void)eng, (void)f, (void)p, (void)memo;
+    return false;
+#endif
+}
+
+}  // namespace
+
 fast execute_tensors(Engine* eng, frame& f, const plan& p) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         PyObject* groups = f.groups.get();
@@ -265,11 +344,12 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         std::vector<double>& m_out = *eng->v2;
         holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
         holder* m_h = lr_h + n;
+        group_memo* memo = memo_for(eng, p, n);
+        if (packed_fast_lane(eng, f, p, memo)) return fast::handled;
         bool need_repack = false, ok = true;
         bool lr_float = false;   // a group holds its lr as a Python float (new floats, `_last_lr` list)
         bool mom_alloc = false;  // a group's momentum (beta1) float needs a new object (tuple)
         bool mom_inplace = false;  // a group's momentum (beta1) float is rewritten in place
-        group_memo* memo = memo_for(eng, p, n);
         const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
         // How a group holds a Python-float momentum: torch assigns a new float (or a new betas tuple);
         // a float only its group holds (in a tuple only its group holds) takes the value in place

@@ -139,6 +139,8 @@ struct packed_view {
     std::vector<std::int64_t> off;    // per group: element in its buffer
     std::vector<PyObject*> tensor;    // per group: the packed tensor object (borrowed from owner)
     std::vector<buffer> bufs;
+    bool all_cpu = false;             // every group is packed, in a CPU buffer
+    bool identity = false;            // and in one buffer, group i at element i
 };
 
 /// What a group dict held at a scheduler's last step: its lr and momentum float objects and the
