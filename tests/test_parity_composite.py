@@ -483,3 +483,30 @@ def test_validation_errors_like_torch(name, fn):
     x_t, x_f = make_opt(2), make_opt(2)
     a, b = same_outcome(lambda: fn(TORCH, o_t, x_t), lambda: fn(F, o_f, x_f))
     assert a.exc is not None
+
+
+COMPOSITE_TENSOR = [
+    ("seq", ("seq", ["linear", "cosine", "cyclic"], [7, 60]), frozenset()),
+    ("seq-nested-chain", ("seq", [("chain", ["constant", "exp"]), "cosine"], [40]), frozenset()),
+    ("seq-torch-member", ("seq", ["exp", "cosine"], [20]), frozenset({(1,)})),
+    ("chain", ("chain", ["exp", "cosine", "constant"]), frozenset()),
+    ("chain-lambda-swalr", ("chain", ["exp", "lambda", "swalr"]), frozenset()),
+    ("chain-torch-tail", ("chain", ["exp", "cosine"]), frozenset({(1,)})),
+]
+
+
+@pytest.mark.parametrize("cid, spec, torch_nodes", COMPOSITE_TENSOR, ids=[c[0] for c in COMPOSITE_TENSOR])
+def test_composites_with_tensor_lrs_keep_each_steps_last_lr(cid, spec, torch_nodes):
+    """With tensor lrs a composite's `_last_lr` (a fresh tensor per group in torch) is the engine's
+    snapshot of the groups' lrs after the step, built when read: every step's list bitwise torch's
+    (the twin checks), and a list read earlier keeps its values while later steps change the lrs."""
+    t = tree_twin(spec, 5, torch_nodes=torch_nodes, lr_kind="tensor64")
+    held = []
+    for k in range(150):
+        t.do(lambda s, o: s.step())
+        if k % 13 == 0:
+            held.append((t.st.get_last_lr(), t.sf.get_last_lr()))
+    for ref_list, fast_list in held:
+        assert deep_bits(fast_list) == deep_bits(ref_list)
+    assert deep_bits(held[0][1]) != deep_bits(held[-1][1])
+    assert_tree_engines_did_the_work(t.sf)

@@ -290,7 +290,36 @@ bool first_step_may_warn(PyObject* member) {
 
 /// SequentialLR.step(): advance last_epoch, pick the member for it, and either restart that member
 /// at a milestone (`_update_lr(0)`) or step it; `_last_lr` is the member's list.
-fast sequential_step(Engine*, PyObject* self) {
+namespace {
+
+/// A composite's `_last_lr` after a member's tensor step: the groups' current lrs (torch: a fresh
+/// tensor per tensor group), kept as the composite engine's own snapshot of the packed buffers and
+/// built into a list when read, as for the members (no torch op per group). `dict`: the composite's
+/// instance dict, whose `optimizer` must be `opt`. Fallback (nothing changed) when the groups do not
+/// suit the tensor executor; the caller then builds the list now.
+fast composite_tensor_last_lr(Engine* eng, PyObject* dict, PyObject* opt) {
+    if (!eng || eng->capturable) return fast::fallback;
+    PyObject* own = PyDict_GetItemWithError(dict, names.optimizer);
+    if (!own || own != opt) return PyErr_Clear(), fast::fallback;
+    frame f;
+    f.dict.reset(ref::incref(dict));
+    f.groups.reset(PyObject_GetAttr(opt, names.param_groups));
+    if (!f.groups || !PyList_CheckExact(f.groups.get())) return PyErr_Clear(), fast::fallback;
+    f.n = PyList_GET_SIZE(f.groups.get());
+    plan keep;
+    keep.lr.u = update::keep();
+    return execute_tensors(eng, f, keep);
+}
+
+/// Whether `member`'s last step was a tensor step of the engine (its `_last_lr` awaits the list).
+bool tensor_stepped(PyObject* member) {
+    const Engine* e = engine_in_slot(member);
+    return e && e->last_stale && !e->capturable;
+}
+
+}  // namespace
+
+fast sequential_step(Engine* eng, PyObject* self) {
     ref d(PyObject_GenericGetDict(self, nullptr));
     if (!d) return PyErr_Clear(), fast::fallback;
     std::int64_t le;
@@ -325,8 +354,20 @@ fast sequential_step(Engine*, PyObject* self) {
         }
     }
     if (!res) return fast::error;
+    if (tensor_stepped(member.get())) {
+        // Tensor lrs: the member's `_last_lr` is the groups' lrs right after its step, built when
+        // read; this one is too (equal values in a list of its own, not the member's very list).
+        ref mopt(PyObject_GetAttr(member.get(), names.optimizer));
+        if (!mopt) return fast::error;
+        const fast r = composite_tensor_last_lr(eng, d.get(), mopt.get());
+        if (r != fast::fallback) return r;
+    }
     ref last(last_lr_of(member.get()));
     if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
+    if (eng && eng->last_stale) {  // an earlier step's pending list is superseded
+        eng->last_stale = false;
+        Py_CLEAR(eng->last_pending);
+    }
     return fast::handled;
 }
 
@@ -365,6 +406,10 @@ fast chained_step(Engine* eng, PyObject* self) {
     const bool lend = lendable_members(scheds.get());
     // All members plain: their updates fused into one pass over the groups, where they allow it.
     const fast fused = lend ? chained_fused(eng, d.get(), scheds.get()) : fast::fallback;
+    if (fused == fast::handled && eng && eng->last_stale) {  // `_last_lr` was stored: nothing pending
+        eng->last_stale = false;
+        Py_CLEAR(eng->last_pending);
+    }
     if (fused != fast::fallback) return fused;  // handled: `_last_lr` too
     // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
     // list iterator does.
@@ -384,6 +429,15 @@ fast chained_step(Engine* eng, PyObject* self) {
     if (!opt) return fast::error;
     ref groups(PyObject_GetAttr(opt.get(), names.param_groups));
     if (!groups) return fast::error;
+    // Tensor lrs: `_last_lr` (a fresh tensor per group in torch) is a snapshot, built when read.
+    if (tensor_stepped(tail.get())) {
+        const fast r = composite_tensor_last_lr(eng, d.get(), opt.get());
+        if (r != fast::fallback) return r;
+    }
+    if (eng && eng->last_stale) {  // an earlier step's pending list is superseded
+        eng->last_stale = false;
+        Py_CLEAR(eng->last_pending);
+    }
     if (PyList_CheckExact(groups.get()) && refresh_last_lr(d.get(), groups.get())) return fast::handled;
     ref last;
     if (PyList_CheckExact(groups.get())) last.reset(current_lrs(opt.get(), groups.get(), PyList_GET_SIZE(groups.get())));
