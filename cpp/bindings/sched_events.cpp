@@ -192,13 +192,35 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
             for (Py_ssize_t i = 0; i < n; ++i) Py_CLEAR(objs[i]);
         }
     } release{new_lrs, reduce ? n : 0};
+    // Tensor lrs: the engine packed them, or the first group's lr is not a Python float.
+    bool tensors = false;
+    if (n > 0) {
+        PyObject* g0 = PyList_GET_ITEM(groups, 0);
+        PyObject* lr0 = PyDict_CheckExact(g0) ? PyDict_GetItem(g0, names.lr) : nullptr;
+        tensors = eng->plr || (lr0 && !PyFloat_CheckExact(lr0));
+    }
+    bool tensor_step = false;
     if (reduce) {
         pynum factor, eps;
         PyObject* min_lrs = PyDict_GetItemWithError(d, names.min_lrs);
         if (!dict_num(d, names.factor, factor) || !dict_num(d, names.eps, eps) || !min_lrs ||
             !PyList_CheckExact(min_lrs) || PyList_GET_SIZE(min_lrs) != n)
             return PyErr_Clear(), fast::fallback;
-        for (Py_ssize_t i = 0; i < n; ++i) {
+        if (tensors) {
+            // torch: old = float(group["lr"]); new = max(old * factor, min_lrs[i]); if old - new > eps:
+            // group["lr"].fill_(new). Here on lrs packed in CPU memory, computed now and written after
+            // the counters, as torch orders it (device buffers: torch's code, whose float() syncs).
+            auto rule = [&](Py_ssize_t i, double old, bool& write, double& nv) {
+                pynum mlr;
+                bool takes_min;
+                return to_num(PyList_GET_ITEM(min_lrs, i), mlr) &&
+                       fastlr::plateau_reduce(old, factor, mlr, eps, write, nv, takes_min) == errc::ok;
+            };
+            const fast tr = packed_reduce_prepare(eng, f, rule);
+            if (tr != fast::handled) return tr;
+            tensor_step = true;
+        }
+        for (Py_ssize_t i = 0; i < n && !tensor_step; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);
             double old;
             pynum mlr;
@@ -215,18 +237,12 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
     // Tensor lrs (the engine packed them, or the first group's lr is not a Python float) on a step
     // that reduces nothing: no group is written, and `_last_lr` -- a fresh tensor per group in torch
     // -- is a snapshot of the packed buffers, built into a list when read (as for the other classes).
-    // Steps that reduce are rare and run torch's code (it fills the packed tensors in place).
-    bool tensor_step = false;
-    if (!reduce && n > 0) {
-        PyObject* g0 = PyList_GET_ITEM(groups, 0);
-        PyObject* lr0 = PyDict_CheckExact(g0) ? PyDict_GetItem(g0, names.lr) : nullptr;
-        if (eng->plr || (lr0 && !PyFloat_CheckExact(lr0))) {
-            plan keep;
-            keep.lr.u = update::keep();
-            const fast tr = execute_tensors(eng, f, keep);
-            if (tr != fast::handled) return tr;  // nothing written (the engine's snapshots aside)
-            tensor_step = true;
-        }
+    if (!reduce && tensors) {
+        plan keep;
+        keep.lr.u = update::keep();
+        const fast tr = execute_tensors(eng, f, keep);
+        if (tr != fast::handled) return tr;  // nothing written (the engine's snapshots aside)
+        tensor_step = true;
     }
     ref le(PyLong_FromLongLong(s.last_epoch));
     ref nbe(from_num(s.num_bad_epochs)), cdc(from_num(s.cooldown_counter));
@@ -237,7 +253,8 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
     if (improved && PyDict_SetItem(d, names.best, current.get()) < 0) return fast::error;
     if (PyDict_SetItem(d, names.num_bad_epochs, nbe.get()) < 0) return fast::error;
     if (PyDict_SetItem(d, names.cooldown_counter, cdc.get()) < 0) return fast::error;
-    if (reduce) {
+    if (reduce && tensor_step) packed_reduce_apply(eng, n);
+    if (reduce && !tensor_step) {
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* v = new_lrs[i];
             if (v && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, v) < 0) return fast::error;

@@ -676,6 +676,67 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
     return fast::fallback;
 }
 
+fast packed_reduce_prepare(Engine* eng, frame& f, const std::function<bool(Py_ssize_t, double, bool&, double&)>& rule) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        PyObject* groups = f.groups.get();
+        const Py_ssize_t n = f.n;
+        if (PyList_GET_SIZE(groups) != n) return fast::fallback;
+        packed_view* vl = eng->plr;
+        if (!vl || static_cast<Py_ssize_t>(vl->buf.size()) != n || !current_packing(eng, f, plan{})) {
+            if (attempt) return fast::fallback;
+            bool any;
+            const fast r = pack(eng, f, false, false, any);
+            if (r != fast::handled) return r;
+            continue;
+        }
+        if (!vl->all_cpu) return fast::fallback;  // reading device values would synchronise: torch's code
+        if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+        double* vals = eng->v1->data();
+        std::uint8_t* write = eng->holders->data();
+        bool repack = false, ok = true;
+        for (Py_ssize_t i = 0; i < n && ok; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups, i);
+            PyObject* v = PyDict_CheckExact(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            const std::size_t si = static_cast<std::size_t>(i);
+            if (!v || v != vl->tensor[si]) {
+                repack = v && !PyFloat_Check(v) && !PyLong_Check(v);
+                ok = false;
+                break;
+            }
+            const packed_view::buffer& b = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
+            // torch's float(group["lr"]): the element's own value (float32 widened, not the shadow).
+            const std::int64_t j = vl->off[si];
+            const double old = b.f64 ? static_cast<const double*>(b.data)[j] : static_cast<double>(static_cast<const float*>(b.data)[j]);
+            bool w = false;
+            ok = rule(i, old, w, vals[si]);
+            write[si] = w ? 1 : 0;
+        }
+        if (ok) return fast::handled;
+        PyErr_Clear();
+        if (!repack || attempt) return fast::fallback;
+        bool any;
+        const fast r = pack(eng, f, false, false, any);
+        if (r != fast::handled) return r;
+    }
+    return fast::fallback;
+}
+
+void packed_reduce_apply(Engine* eng, Py_ssize_t n) {
+    packed_view* vl = eng->plr;
+    const double* vals = eng->v1->data();
+    const std::uint8_t* write = eng->holders->data();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const std::size_t si = static_cast<std::size_t>(i);
+        if (write[si]) write_value(vl->bufs[static_cast<std::size_t>(vl->buf[si])], vl->off[si], vals[si]);
+    }
+    for (auto& b : vl->bufs) snapshot(b);
+    PyObject* prev = eng->last_pending;
+    eng->last_pending = ref::incref(Py_None);  // every lr packed: `_last_lr` is the snapshots' values
+    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
+    else Py_XDECREF(prev);
+    eng->last_stale = true;
+}
+
 /// Engine.take_last_lr(): the `_last_lr` of the last tensor step, as torch builds it (floats, and a
 /// fresh tensor per packed group), from the pending floats and the buffers' snapshots.
 PyObject* take_last_lr(Engine* eng) {

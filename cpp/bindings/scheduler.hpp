@@ -18,6 +18,7 @@
 #include <fastlr/update.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace fastlr_py {
@@ -367,6 +368,13 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p);
 /// Pack the groups' 0-d float tensors (lr, and momentum/beta1 if `momentum`); false if there is none.
 /// May run Python (torch ops); returns fast::error with an exception set on failure.
 fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any);
+/// ReduceLROnPlateau's reducing step on lrs packed in CPU memory, in two parts (the caller commits its
+/// counters in between, with no Python run): `packed_reduce_prepare` checks that every group holds its
+/// packed lr tensor (packing the groups if needed) and asks `rule(i, old, write, new)` for each group's
+/// new value (false: outside the fast path); nothing is written (`fallback`: not this path).
+/// `packed_reduce_apply` writes the values and the snapshots, and leaves `_last_lr` to be built.
+fast packed_reduce_prepare(Engine* eng, frame& f, const std::function<bool(Py_ssize_t, double, bool&, double&)>& rule);
+void packed_reduce_apply(Engine* eng, Py_ssize_t n);
 /// Whether every group holds its lr as a Python float or as its registered packed tensor.
 bool tensor_groups_ok(Engine* eng, const frame& f);
 /// Engine.take_last_lr(): the `_last_lr` list of the last tensor step (new reference).
