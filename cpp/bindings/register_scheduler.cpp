@@ -512,6 +512,15 @@ PyObject* from_num(pynum v) { return v.is_int ? PyLong_FromLongLong(v.i) : PyFlo
 
 namespace {
 
+/// Whether values under `key` bound the momentum side (torch's base/max momentum lists and keys).
+bool momentum_key(PyObject* key) {
+    static PyObject* max_m = PyUnicode_InternFromString("max_momentum");
+    static PyObject* base_m = PyUnicode_InternFromString("base_momentum");
+    if (key == names.base_momentums || key == names.max_momentums || key == max_m || key == base_m) return true;
+    return PyUnicode_CompareWithASCIIString(key, "max_momentum") == 0 ||
+           PyUnicode_CompareWithASCIIString(key, "base_momentum") == 0;
+}
+
 /// The value of tensor element `o` at position i under `key`, through the engine's cache.
 bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, double& out) {
     if (!refs.describe) return false;
@@ -545,9 +554,7 @@ bool tensor_element(Engine* eng, PyObject* key, Py_ssize_t i, PyObject* o, doubl
         t.code = static_cast<std::uint8_t>(code);
         t.value = value;
     }
-    const bool mom = key == names.base_momentums || key == names.max_momentums ||
-                     PyUnicode_CompareWithASCIIString(key, "max_momentum") == 0 ||
-                     PyUnicode_CompareWithASCIIString(key, "base_momentum") == 0;
+    const bool mom = momentum_key(key);
     (mom ? eng->tensor_operand_mom : eng->tensor_operand) = true;
     try {
         const std::size_t k = 2 * si + (mom ? 1 : 0);
@@ -587,8 +594,35 @@ bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* 
         PyErr_Clear();
         return false;
     }
-    for (Py_ssize_t i = 0; i < n; ++i)
-        if (!value_of(eng, key, i, PyList_GET_ITEM(l, i), out[i])) return false;
+    PyObject** items = reinterpret_cast<PyListObject*>(l)->ob_item;
+    // The key's cached tensor elements, looked up once (tensor lrs make base_lrs a list of tensors).
+    const std::vector<Engine::tensor_ref>* per_key = nullptr;
+    for (const auto& kv : *eng->tcache)
+        if (kv.first == key) per_key = &kv.second;
+    const bool mom = momentum_key(key);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* o = items[i];
+        if (PyFloat_CheckExact(o)) {
+            out[i] = PyFloat_AS_DOUBLE(o);
+            continue;
+        }
+        const std::size_t si = static_cast<std::size_t>(i);
+        const std::size_t k = 2 * si + (mom ? 1 : 0);
+        if (per_key && si < per_key->size() && (*per_key)[si].obj == o && k < eng->tgen->size()) {
+            // Described before (the same object): read its value, and mark the call as tensor_element does.
+            const Engine::tensor_ref& t = (*per_key)[si];
+            (mom ? eng->tensor_operand_mom : eng->tensor_operand) = true;
+            (*eng->tgen)[k] = eng->call;
+            if (t.code == 0) out[i] = static_cast<double>(*static_cast<const float*>(t.ptr));
+            else if (t.code == 1) out[i] = *static_cast<const double*>(t.ptr);
+            else out[i] = t.value;
+            continue;
+        }
+        if (!tensor_element(eng, key, i, o, out[i])) return false;
+        per_key = nullptr;  // the cache may have grown (moved): look it up again
+        for (const auto& kv : *eng->tcache)
+            if (kv.first == key) per_key = &kv.second;
+    }
     return true;
 }
 
