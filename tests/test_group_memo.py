@@ -307,3 +307,37 @@ def test_tensor_operand_keys_edited_in_place_are_seen() -> None:
                 o.param_groups[1]["max_lr"].mul_(0.5)
 
     twin.steps(20, between=between)
+
+
+@pytest.mark.parametrize("lr_kind", ["float", "tensor64"])
+@pytest.mark.parametrize("name", ["CyclicLR", "CosineAnnealingWarmRestarts", "CosineAnnealingLR"])
+def test_operand_lists_edited_between_steps(name: str, lr_kind: str) -> None:
+    """The engine remembers a list of float operands (base_lrs, max_lrs, momentum bounds) by its float
+    objects: an item replaced, a whole list replaced, an item replaced by an equal float, or by a
+    value freed and made again, must all be seen as torch sees them."""
+    builds = {
+        "CyclicLR": lambda m, o: m.CyclicLR(o, base_lr=[1e-3, 2e-3, 3e-3, 4e-3], max_lr=0.1, step_size_up=5),
+        "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=1e-4),
+        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, T_max=9),
+    }
+    twin = Twin(builds[name], lambda: make_opt(4, lr_kind=lr_kind))
+
+    def between(k: int, o: torch.optim.Optimizer, s: Any) -> None:
+        key = "max_lrs" if name == "CyclicLR" and k % 2 else "base_lrs"
+        lst = getattr(s, key)
+        if not all(isinstance(v, float) for v in lst):
+            return
+        if k == 3:
+            lst[1] = 0.05
+        elif k == 6:
+            setattr(s, key, [v * 0.5 for v in lst])
+        elif k == 9:
+            lst[2] = float(str(lst[2]))  # an equal value in another object
+        elif k == 12:
+            v = lst.pop(0)
+            del v
+            lst.insert(0, 0.0123)  # the old object freed, a new one made (perhaps at its address)
+        elif k == 15:
+            lst.reverse()
+
+    twin.steps(22, between=between)

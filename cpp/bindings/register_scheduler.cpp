@@ -14,6 +14,8 @@
 
 #include "register.hpp"
 
+#include <cstring>
+
 namespace fastlr_py {
 
 names_t names;
@@ -129,6 +131,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->holders = new std::vector<std::uint8_t>();
         self->objs = new std::vector<PyObject*>();
         self->tcache = new std::vector<std::pair<PyObject*, std::vector<Engine::tensor_ref>>>();
+        self->fcache = new std::vector<std::pair<PyObject*, Engine::float_list>>();
         self->tgen = new std::vector<unsigned>();
         self->memo = new std::vector<group_memo>();
         self->chain_vals = new std::vector<double>();
@@ -154,6 +157,12 @@ void engine_dealloc(PyObject* o) {
     for (auto& per_key : *self->tcache)
         for (auto& t : per_key.second) Py_CLEAR(t.obj);
     delete self->tcache;
+    if (self->fcache)
+        for (auto& per_key : *self->fcache) {
+            for (PyObject*& item : per_key.second.items) Py_CLEAR(item);
+            Py_CLEAR(per_key.first);
+        }
+    delete self->fcache;
     delete self->tgen;
     delete self->memo;
     delete self->chain_vals;
@@ -595,6 +604,15 @@ bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* 
         return false;
     }
     PyObject** items = reinterpret_cast<PyListObject*>(l)->ob_item;
+    const std::size_t un = static_cast<std::size_t>(n);
+    // The same float objects as last time: the same values (see Engine::float_list).
+    Engine::float_list* fl = nullptr;
+    for (auto& kv : *eng->fcache)
+        if (kv.first == key) fl = &kv.second;
+    if (fl && fl->items.size() == un && std::memcmp(fl->items.data(), items, un * sizeof(PyObject*)) == 0) {
+        std::memcpy(out, fl->values.data(), un * sizeof(double));
+        return true;
+    }
     // The key's cached tensor elements, looked up once (tensor lrs make base_lrs a list of tensors).
     const std::vector<Engine::tensor_ref>* per_key = nullptr;
     for (const auto& kv : *eng->tcache)
@@ -622,6 +640,24 @@ bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* 
         per_key = nullptr;  // the cache may have grown (moved): look it up again
         for (const auto& kv : *eng->tcache)
             if (kv.first == key) per_key = &kv.second;
+    }
+    // A list of floats only (tensors are read again on every call): remember its objects.
+    for (Py_ssize_t i = 0; i < n; ++i)
+        if (!PyFloat_CheckExact(items[i])) return true;
+    try {
+        std::vector<PyObject*> fresh(items, items + n);  // allocated before anything changes
+        std::vector<double> values(out, out + n);
+        if (!fl) {
+            eng->fcache->emplace_back(key, Engine::float_list{});
+            fl = &eng->fcache->back().second;
+            Py_INCREF(key);  // owned by the cache from here (released with the engine)
+        }
+        for (PyObject* o : fresh) Py_INCREF(o);
+        fl->items.swap(fresh);
+        fl->values.swap(values);
+        for (PyObject* o : fresh) Py_DECREF(o);  // the previous floats: releasing them runs no Python
+    } catch (const std::bad_alloc&) {
+        // Not remembered: the next call reads the list again.
     }
     return true;
 }

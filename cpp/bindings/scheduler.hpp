@@ -218,6 +218,15 @@ struct Engine {
     };
     /// Per key (a list attribute such as base_lrs, or a group key such as max_momentum) and position.
     std::vector<std::pair<PyObject*, std::vector<tensor_ref>>>* tcache;
+    /// gather_list's last list of Python floats per key: the float objects (owned, so none of them can
+    /// be freed and another made at its address) and their values. A list holding exactly these
+    /// objects again holds these values (floats are immutable; the engine only ever rewrites a float
+    /// in place that nothing but its group and `_last_lr` hold): one pointer comparison, no reads.
+    struct float_list {
+        std::vector<PyObject*> items;
+        std::vector<double> values;
+    };
+    std::vector<std::pair<PyObject*, float_list>>* fcache;
     // CyclicLR: the last `_scale_fn_ref` seen and what it decoded to.
     PyObject* scale_ref;
     int scale_kind;
