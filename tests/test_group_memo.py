@@ -341,3 +341,35 @@ def test_operand_lists_edited_between_steps(name: str, lr_kind: str) -> None:
             lst.reverse()
 
     twin.steps(22, between=between)
+
+
+def test_momentum_taken_while_the_device_executor_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buffers off the CPU are updated by Python (the device executor) before the Python-float
+    momentum is rewritten in place; a reference taken meanwhile must see the old value, and the group
+    gets the new one as a new object, as torch assigns it. (CPU buffers routed through the executor.)"""
+    from fastlr import _tensor_lrs
+
+    monkeypatch.setattr(_tensor_lrs, "FORCE_DEVICE_EXECUTOR", True)
+    o_ref, o = make_opt(3, lr_kind="tensor64"), make_opt(3, lr_kind="tensor64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = TORCH.OneCycleLR(o_ref, max_lr=0.1, total_steps=50)
+        s = F.OneCycleLR(o, max_lr=0.1, total_steps=50)
+        held: list[tuple[float, bytes]] = []
+        real = _tensor_lrs.DeviceExecutor.apply
+
+        def apply(*args: Any) -> None:
+            if len(held) == 0 and s.last_epoch == 6:  # the call inside the step that makes epoch 6
+                m = o.param_groups[1]["momentum"]
+                held.append((m, _bits(m)))
+            real(*args)
+
+        monkeypatch.setattr(_tensor_lrs.DeviceExecutor, "apply", staticmethod(apply))
+        for _ in range(12):
+            ref.step()
+            s.step()
+            for a, b in zip(o_ref.param_groups, o.param_groups):
+                assert _bits(a["momentum"]) == _bits(b["momentum"])
+                assert _bits(float(a["lr"])) == _bits(float(b["lr"]))
+    assert len(held) == 1 and _bits(held[0][0]) == held[0][1]
+    assert_engine_did_the_work(s)

@@ -270,7 +270,7 @@ bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
 #endif
         const group_memo& e = memo[i];
         PyObject* g = items[i];
-        if (e.dict != g || e.lr != tensors[i] || dict_version(g) != e.version) return false;
+        if (e.dict != g || !PyDict_CheckExact(g) || e.lr != tensors[i] || dict_version(g) != e.version) return false;
     }
     if (p.lr.u.kind != update::op::keep && vl->identity) {
         // One buffer, group i at element i: array loops (the current values, the update, the stores).
@@ -628,6 +628,39 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             }
             if (!device_side(vm, p.mom, false)) return fast::error;
         }
+#if FASTLR_DICT_VERSIONS
+        // The device executor (Python) may have run since the in-place floats were checked (the
+        // allocations above re-checked them already): check them again.
+        bool ran_python = false;
+        for (packed_view* v : {vl, vm})
+            if (v)
+                for (const auto& b : v->bufs) ran_python = ran_python || !b.cpu;
+        if (mom_inplace && ran_python && !any_float) {
+            for (Py_ssize_t i = 0; i < n; ++i) {
+                const std::size_t si = static_cast<std::size_t>(i);
+                if (m_h[si] != holder::in_place) continue;
+                group_memo& gm = memo[si];
+                PyObject* g = PyList_GET_SIZE(groups) == n ? PyList_GET_ITEM(groups, i) : nullptr;
+                if (!g || gm.dict != g || !PyDict_CheckExact(g) || dict_version(g) != gm.version) {
+                    PyErr_SetString(PyExc_RuntimeError, "fastlr: the optimizer's param groups changed while the "
+                                                        "device lr update ran");
+                    return fast::error;
+                }
+                PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
+                if (Py_REFCNT(gm.mom) == 1 && Py_REFCNT(b1) == 1) continue;
+                // Someone took a reference meanwhile: torch's new object instead (a float allocates
+                // nothing the cyclic GC tracks, so no Python runs; a betas tuple would).
+                if (p.beta1) {
+                    PyErr_SetString(PyExc_RuntimeError, "fastlr: a betas tuple was taken while the device lr update ran");
+                    return fast::error;
+                }
+                ref nf(PyFloat_FromDouble(m_out[si]));
+                if (!nf || PyDict_SetItem(g, names.momentum, nf.get()) < 0) return fast::error;
+                m_h[si] = holder::py_float;  // written
+                gm.dict = nullptr;
+            }
+        }
+#endif
         // CPU buffers: write memory directly, then the snapshots for get_last_lr().
         for (Py_ssize_t i = 0; i < n; ++i) {
             const std::size_t si = static_cast<std::size_t>(i);
