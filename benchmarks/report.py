@@ -215,10 +215,14 @@ def markdown(doc: dict[str, Any]) -> str:
     if any(r["lrs"] == "tensor" for r in steps):
         counts = tuple(g for g in G_ALL if _cell(steps, "StepLR", g, "tensor"))
         out.append(
-            "\n### Tensor lrs (0-d float32 tensors): torch µs / fastlr µs (classes without an engine tensor "
-            "path run torch's code)\n"
+            "\n### Tensor lrs (0-d float32 tensors): torch µs / fastlr µs (torch/fastlr)\n"
         )
-        out.append(pivot(steps, "tensor", counts, lambda r: f"{r['torch_us']:.0f} / {r['fastlr_us']:.0f}"))
+
+        def num(x: float) -> str:  # three significant digits at most, none lost below 10 µs
+            return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+        out.append(pivot(steps, "tensor", counts,
+                         lambda r: f"{num(r['torch_us'])} / {num(r['fastlr_us'])} ({r['torch_us'] / r['fastlr_us']:.0f}x)"))
     if any(r["lrs"] == "equal" for r in steps):
         counts = tuple(g for g in G_ALL if _cell(steps, "StepLR", g, "equal"))
         out.append("\n### Equal lrs in every group: fastlr µs equal / distinct (fastlr/floor equal)\n")
