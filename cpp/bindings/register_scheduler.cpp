@@ -192,9 +192,7 @@ PyObject* engine_last_stale(PyObject* o, void*) { return PyBool_FromLong(reinter
 PyObject* engine_take_last_lr(PyObject* o, PyObject*) { return take_last_lr(reinterpret_cast<Engine*>(o)); }
 
 PyObject* engine_clear_last_lr(PyObject* o, PyObject*) {
-    auto* e = reinterpret_cast<Engine*>(o);
-    e->last_stale = false;
-    Py_CLEAR(e->last_pending);
+    clear_pending_last_lr(reinterpret_cast<Engine*>(o));
     Py_RETURN_NONE;
 }
 

@@ -234,9 +234,8 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
             if (!new_lrs[i]) return fast::error;
         }
     }
-    // Tensor lrs (the engine packed them, or the first group's lr is not a Python float) on a step
-    // that reduces nothing: no group is written, and `_last_lr` -- a fresh tensor per group in torch
-    // -- is a snapshot of the packed buffers, built into a list when read (as for the other classes).
+    // Tensor lrs on a step that reduces nothing: no group is written, and `_last_lr` -- a fresh tensor
+    // per group in torch -- is a snapshot of the packed buffers, built into a list when read.
     if (!reduce && tensors) {
         plan keep;
         keep.lr.u = update::keep();
@@ -305,8 +304,6 @@ bool first_step_may_warn(PyObject* member) {
 
 }  // namespace
 
-/// SequentialLR.step(): advance last_epoch, pick the member for it, and either restart that member
-/// at a milestone (`_update_lr(0)`) or step it; `_last_lr` is the member's list.
 namespace {
 
 /// A composite's `_last_lr` after a member's tensor step: the groups' current lrs (torch: a fresh
@@ -336,6 +333,9 @@ bool tensor_stepped(PyObject* member) {
 
 }  // namespace
 
+/// SequentialLR.step(): advance last_epoch, pick the member for it, and either restart that member
+/// at a milestone (`_update_lr(0)`) or step it; `_last_lr` is the member's list (with tensor lrs, a
+/// list of its own with the same values).
 fast sequential_step(Engine* eng, PyObject* self) {
     ref d(PyObject_GenericGetDict(self, nullptr));
     if (!d) return PyErr_Clear(), fast::fallback;
@@ -381,10 +381,7 @@ fast sequential_step(Engine* eng, PyObject* self) {
     }
     ref last(last_lr_of(member.get()));
     if (!last || PyDict_SetItem(d.get(), names.last_lr, last.get()) < 0) return fast::error;
-    if (eng && eng->last_stale) {  // an earlier step's pending list is superseded
-        eng->last_stale = false;
-        Py_CLEAR(eng->last_pending);
-    }
+    if (eng) clear_pending_last_lr(eng);  // an earlier step's pending list is superseded
     return fast::handled;
 }
 
@@ -423,10 +420,7 @@ fast chained_step(Engine* eng, PyObject* self) {
     const bool lend = lendable_members(scheds.get());
     // All members plain: their updates fused into one pass over the groups, where they allow it.
     const fast fused = lend ? chained_fused(eng, d.get(), scheds.get()) : fast::fallback;
-    if (fused == fast::handled && eng && eng->last_stale) {  // `_last_lr` was stored: nothing pending
-        eng->last_stale = false;
-        Py_CLEAR(eng->last_pending);
-    }
+    if (fused == fast::handled && eng) clear_pending_last_lr(eng);  // `_last_lr` was stored
     if (fused != fast::fallback) return fused;  // handled: `_last_lr` too
     // `for scheduler in self._schedulers`: a list may change while we iterate; index it as the
     // list iterator does.
@@ -451,10 +445,7 @@ fast chained_step(Engine* eng, PyObject* self) {
         const fast r = composite_tensor_last_lr(eng, d.get(), opt.get());
         if (r != fast::fallback) return r;
     }
-    if (eng && eng->last_stale) {  // an earlier step's pending list is superseded
-        eng->last_stale = false;
-        Py_CLEAR(eng->last_pending);
-    }
+    if (eng) clear_pending_last_lr(eng);  // an earlier step's pending list is superseded
     if (PyList_CheckExact(groups.get()) && refresh_last_lr(d.get(), groups.get())) return fast::handled;
     ref last;
     if (PyList_CheckExact(groups.get())) last.reset(current_lrs(opt.get(), groups.get(), PyList_GET_SIZE(groups.get())));

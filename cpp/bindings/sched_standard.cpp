@@ -689,10 +689,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     if (tensors && !exotic) return fast::handled;  // `_last_lr` is materialised on demand
     if (!last || !stored_as_is) last.reset(current_lrs(opt, f.groups.get(), n));
     if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
-    if (tensors) {  // an exotic value went through torch's helper: `_last_lr` is built now, like torch
-        eng->last_stale = false;
-        Py_CLEAR(eng->last_pending);
-    }
+    if (tensors) clear_pending_last_lr(eng);  // an exotic value went through torch's helper: built now
     return fast::handled;
 }
 

@@ -203,6 +203,16 @@ bool current_packing(Engine* eng, const frame& f, const plan& p) {
 
 }  // namespace
 
+void set_pending_last_lr(Engine* eng, PyObject* pending) {
+    PyObject* prev = eng->last_pending;
+    eng->last_pending = pending ? pending : ref::incref(Py_None);
+    if (eng->spare_pending == eng->last_pending) Py_CLEAR(eng->spare_pending);  // the step reused it
+    // The last step's list (if it was one) is kept for the step after this one.
+    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
+    else Py_XDECREF(prev);
+    eng->last_stale = true;
+}
+
 void unpack(Engine* eng) {
     delete eng->plr;
     delete eng->pmom;
@@ -308,11 +318,7 @@ bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
         }
     }
     for (auto& b : vl->bufs) snapshot(b);
-    PyObject* prev = eng->last_pending;
-    eng->last_pending = ref::incref(Py_None);  // every lr packed: `_last_lr` is the snapshots' values
-    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
-    else Py_XDECREF(prev);
-    eng->last_stale = true;
+    set_pending_last_lr(eng, nullptr);
     return true;
 #else
     (void)eng, (void)f, (void)p, (void)memo;
@@ -697,13 +703,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, o) < 0) return fast::error;
             }
         }
-        // The last step's list (if it was one) is kept for the step after this one.
-        PyObject* prev = eng->last_pending;
-        eng->last_pending = lr_float ? pending.release() : ref::incref(Py_None);
-        if (eng->spare_pending == eng->last_pending) Py_CLEAR(eng->spare_pending);  // reused above
-        if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
-        else Py_XDECREF(prev);
-        eng->last_stale = true;
+        set_pending_last_lr(eng, lr_float ? pending.release() : nullptr);
         return fast::handled;
     }
     return fast::fallback;
@@ -763,11 +763,7 @@ void packed_reduce_apply(Engine* eng, Py_ssize_t n) {
         if (write[si]) write_value(vl->bufs[static_cast<std::size_t>(vl->buf[si])], vl->off[si], vals[si]);
     }
     for (auto& b : vl->bufs) snapshot(b);
-    PyObject* prev = eng->last_pending;
-    eng->last_pending = ref::incref(Py_None);  // every lr packed: `_last_lr` is the snapshots' values
-    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
-    else Py_XDECREF(prev);
-    eng->last_stale = true;
+    set_pending_last_lr(eng, nullptr);
 }
 
 /// Engine.take_last_lr(): the `_last_lr` of the last tensor step, as torch builds it (floats, and a
@@ -787,8 +783,7 @@ PyObject* take_last_lr(Engine* eng) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "fastlr: no packed lrs for _last_lr");
             return nullptr;
         }
-        eng->last_stale = false;
-        Py_CLEAR(eng->last_pending);
+        clear_pending_last_lr(eng);
         return values.release();
     }
     ref pending(ref::incref(eng->last_pending));

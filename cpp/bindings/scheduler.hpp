@@ -372,6 +372,16 @@ group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n);
 /// materialised on demand (the engine is marked stale). Nothing is written on `fallback`.
 fast execute(Engine* eng, frame& f, const plan& p, ref& last);
 
+/// After a tensor step: `_last_lr` awaits its list, `pending` (the floats of Python-float groups,
+/// None for packed ones; owned) or, when null, every lr was packed (the list is the snapshots'
+/// values). The list before is kept for reuse by the next step.
+void set_pending_last_lr(Engine* eng, PyObject* pending);
+/// `_last_lr` was stored in the instance dict: nothing is pending any more.
+inline void clear_pending_last_lr(Engine* eng) {
+    eng->last_stale = false;
+    Py_CLEAR(eng->last_pending);
+}
+
 /// The tensor executor behind `execute` (sched_tensor.cpp), and the packing of the groups' tensors.
 fast execute_tensors(Engine* eng, frame& f, const plan& p);
 /// Pack the groups' 0-d float tensors (lr, and momentum/beta1 if `momentum`); false if there is none.
