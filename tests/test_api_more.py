@@ -12,7 +12,7 @@ import weakref
 from typing import Any, Callable
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     TORCH,
     Twin,

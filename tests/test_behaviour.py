@@ -15,7 +15,10 @@ from typing import Any, Callable
 from unittest import mock
 
 import pytest
-from conftest import (
+
+pytest.importorskip("torch")
+
+from _torch_helpers import (
     ORDINARY_KWARGS,
     SCHEDULER_NAMES,
     assert_same_state,

@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from _helpers_more import Twin, make_opt
 

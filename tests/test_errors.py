@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import (
+
+pytest.importorskip("torch")
+from _torch_helpers import (
     ORDINARY_KWARGS,
     SCHEDULER_NAMES,
     assert_same_exception,

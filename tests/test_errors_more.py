@@ -10,7 +10,7 @@ import math
 from typing import Any, Callable
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     TORCH,
     Outcome,

@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 
 from _helpers_more import TORCH, Twin, assert_engine_did_the_work, fast_values, make_opt
 

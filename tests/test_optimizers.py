@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ORDINARY_KWARGS, SCHEDULER_NAMES, bits, engine, fast_class, lr_key, quiet, torch, torch_class
+
+pytest.importorskip("torch")
+from _torch_helpers import ORDINARY_KWARGS, SCHEDULER_NAMES, bits, engine, fast_class, lr_key, quiet, torch, torch_class
 
 #: (id, optimizer class name, constructor kwargs, tensor lr?)
 OPTIMIZERS: list[tuple[str, str, dict[str, Any], bool]] = [

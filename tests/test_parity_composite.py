@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import types
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

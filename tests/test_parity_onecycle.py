@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

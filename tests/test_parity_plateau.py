@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

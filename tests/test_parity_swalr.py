@@ -7,7 +7,7 @@ schedulers and manual edits, and ``step(epoch)`` ignores the epoch. All compared
 from __future__ import annotations
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

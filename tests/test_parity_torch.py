@@ -16,7 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from conftest import (
+
+pytest.importorskip("torch")
+from _torch_helpers import (
     GROUP_COUNTS,
     ORDINARY_KWARGS,
     SCHEDULER_NAMES,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     GROUPS,
     TENSOR_STEPS,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
+
+pytest.importorskip("torch")
 from _helpers_more import TORCH, deep_bits, group_view, make_opt
 
 from fastlr import lr_scheduler as F

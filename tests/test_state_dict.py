@@ -14,7 +14,9 @@ import math
 import pickle
 
 import pytest
-from conftest import (
+
+pytest.importorskip("torch")
+from _torch_helpers import (
     ORDINARY_KWARGS,
     SCHEDULER_NAMES,
     assert_same_exception,

@@ -9,7 +9,7 @@ import io
 from typing import Any, Callable
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import (
     TORCH,
     Twin,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from _helpers_more import Twin, engine_counts, make_opt
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)` before:UserWarning")

@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 import pytest
-import torch
+torch = pytest.importorskip("torch")
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastlr import _capturable, _tensor_lrs, _torch_programs

@@ -768,6 +768,32 @@ void register_scheduler(py::module_& m) {
     engine_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&engine_spec));
     if (!engine_type) throw py::error_already_set();
     m.add_object("Engine", py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(engine_type)));
+    // Which of CPython's object internals this build relies on (see scheduler.hpp), for tests and
+    // `python -m fastlr bench`: a build for CPython 3.14's code path reports both False.
+    py::dict build;
+    build["group_memo"] = py::str(!FASTLR_GROUP_MEMO ? "off" : FASTLR_MEMO_WATCH ? "dict watchers" : "version tags");
+    build["tuple_in_place"] = py::bool_(FASTLR_TUPLE_IN_PLACE != 0);
+#ifdef FASTLR_FORCE_PY314_PATH
+    build["as_py314"] = py::bool_(true);
+#else
+    build["as_py314"] = py::bool_(false);
+#endif
+    m.attr("BUILD") = build;
+    init_group_memo();
+    m.def(
+        "_group_memo", [](py::object enabled) {
+            if (!enabled.is_none()) set_group_memo(enabled.cast<bool>());
+            return group_memo_enabled;
+        },
+        py::arg("enabled") = py::none(),
+        "Whether the group memo is on (tests; `enabled` switches it). Off: every step looks the keys up.");
+    m.def(
+        "_dict_stamp", [](py::object d) -> py::object {
+            std::uint64_t v = 0;
+            if (!dict_stamp(d.ptr(), v)) return py::none();
+            return py::int_(v);
+        },
+        "The stamp the group memo compares for dict `d` (None where it cannot follow d). Tests.");
 
     m.def(
         "_install",

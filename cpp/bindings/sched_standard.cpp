@@ -13,7 +13,8 @@
 
 namespace fastlr_py {
 group_memo* memo_for(Engine* eng, const plan& p, Py_ssize_t n) {
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
+    if (!group_memo_enabled) return nullptr;
     PyObject* keys[4] = {p.lr.x_key, p.lr.y_key, p.momentum ? p.mom.x_key : nullptr, p.momentum ? p.mom.y_key : nullptr};
     auto& memo = *eng->memo;
     bool same = true;
@@ -435,8 +436,8 @@ last_lr_holders next_last_lr(PyObject* d, Py_ssize_t n, ref& last) {
 
 /// Group i's lr float as the memo has it, if the group dict `g` is unchanged since; else null.
 PyObject* memo_lr(const group_memo* memo, Py_ssize_t i, PyObject* g) {
-#if FASTLR_DICT_VERSIONS
-    if (memo && memo[i].dict == g && dict_version(g) == memo[i].version && PyFloat_CheckExact(memo[i].lr))
+#if FASTLR_GROUP_MEMO
+    if (memo && memo_fresh(memo[i], g) && PyFloat_CheckExact(memo[i].lr))
         return memo[i].lr;
 #else
     (void)memo, (void)i, (void)g;
@@ -446,10 +447,9 @@ PyObject* memo_lr(const group_memo* memo, Py_ssize_t i, PyObject* g) {
 
 /// Record that group dict `g` (an exact dict) holds lr float `lr` now, with no momentum.
 void memo_note(group_memo* memo, Py_ssize_t i, PyObject* g, PyObject* lr) {
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
     if (!memo) return;
-    memo[i].dict = g;
-    memo[i].version = dict_version(g);
+    memo_stamp(memo[i], g);
     memo[i].lr = lr;
     memo[i].mom = nullptr;
 #else
@@ -745,8 +745,8 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         PyObject* v = nullptr;
         double y = 0.0;
         bool hit = false;  // the group dict is unchanged since the last step: no lookups
-#if FASTLR_DICT_VERSIONS
-        if (gm && gm->dict == g && dict_version(g) == gm->version && PyFloat_CheckExact(gm->lr)) {
+#if FASTLR_GROUP_MEMO
+        if (gm && memo_fresh(*gm, g) && PyFloat_CheckExact(gm->lr)) {
             v = gm->lr;
             y = gm->y;
             hit = true;
@@ -766,10 +766,9 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         // What the group holds after this step, for the memo (an entry is refreshed where the dict
         // was assigned to, or was not known).
         auto note = [&](PyObject* now, bool assigned) {
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
             if (!gm || (hit && !assigned)) return;
-            gm->dict = g;
-            gm->version = dict_version(g);
+            memo_stamp(*gm, g);
             gm->lr = now;
             gm->mom = nullptr;
             gm->y = src.y_key ? y : 0.0;
@@ -822,7 +821,9 @@ fast write_single(Engine* eng, PyObject* groups, Py_ssize_t n, const update& u, 
         // Groups often share an lr: reuse the previous group's float when the bits are equal (torch
         // would store equal floats; only their identity differs, which nothing can rely on).
         PyObject* nv;
-        if (prev && std::memcmp(&PyFloat_AS_DOUBLE(prev), &value, sizeof value) == 0) {
+        // (PyFloat_AS_DOUBLE is an inline function from 3.12 on: copy its value, its result has no address.)
+        const double prev_value = prev ? PyFloat_AS_DOUBLE(prev) : 0.0;
+        if (prev && std::memcmp(&prev_value, &value, sizeof value) == 0) {
             nv = ref::incref(prev);
         } else {
             nv = PyFloat_FromDouble(value);
@@ -918,9 +919,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last, boo
         PyObject* mo = nullptr;
         double x, y, lr_new = 0.0, m_new = 0.0;
         group_memo* gm = memo ? &memo[i] : nullptr;
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
         // (An entry the tensor executor made holds a tensor: not for this path.)
-        if (gm && gm->dict == g && dict_version(g) == gm->version && PyFloat_CheckExact(gm->lr) &&
+        if (gm && memo_fresh(*gm, g) && PyFloat_CheckExact(gm->lr) &&
             (!p.momentum || (gm->mom && (p.beta1 ? PyTuple_CheckExact(gm->mom) : PyFloat_CheckExact(gm->mom))))) {
             v = gm->lr;
             memo_operands(p.lr, i, PyFloat_AS_DOUBLE(v), gm->x, gm->y, x, y);
@@ -1014,10 +1015,9 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last, boo
             v = nv;
             assigned = true;
         }
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
         if (gm && (assigned || gm->dict != g)) {
-            gm->dict = g;
-            gm->version = dict_version(g);
+            memo_stamp(*gm, g);
             gm->lr = v;
             gm->mom = mo;
         }
@@ -1032,11 +1032,7 @@ fast execute_pairs_one_pass(Engine* eng, frame& f, const plan& p, ref& last, boo
 /// reads and computes everything, a second one writes, so a fallback never leaves a group half-written.
 fast execute_pairs(Engine* eng, frame& f, const plan& p, ref& last) {
     if (eng->tensor_operand || eng->tensor_operand_mom) return fast::fallback;  // torch's results: tensors
-#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000  // (3.14 may cache a tuple's hash)
-    constexpr bool betas_in_place = true;
-#else
-    constexpr bool betas_in_place = false;
-#endif
+    constexpr bool betas_in_place = FASTLR_TUPLE_IN_PLACE;  // (3.14 caches a tuple's hash)
     if (!p.beta1 || betas_in_place) {
         bool two_pass = false;
         const fast r = execute_pairs_one_pass(eng, f, p, last, two_pass);

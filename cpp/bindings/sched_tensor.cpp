@@ -280,7 +280,7 @@ namespace {
 /// version read per group); the second computes and writes the buffers. False, with nothing
 /// written, when any of it does not hold (the general executor then runs).
 bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
     packed_view* vl = eng->plr;
     if (!memo || !vl || !vl->all_cpu || p.momentum || p.lr.x_key || p.lr.y_key) return false;
     PyObject** items = reinterpret_cast<PyListObject*>(f.groups.get())->ob_item;
@@ -292,7 +292,7 @@ bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
 #endif
         const group_memo& e = memo[i];
         PyObject* g = items[i];
-        if (e.dict != g || !PyDict_CheckExact(g) || e.lr != tensors[i] || dict_version(g) != e.version) return false;
+        if (e.lr != tensors[i] || !memo_fresh(e, g)) return false;
     }
     if (p.lr.u.kind != update::op::keep && vl->identity) {
         // One buffer, group i at element i: array loops (the current values, the update, the stores).
@@ -366,17 +366,17 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         bool lr_float = false;   // a group holds its lr as a Python float (new floats, `_last_lr` list)
         bool mom_alloc = false;  // a group's momentum (beta1) float needs a new object (tuple)
         bool mom_inplace = false;  // a group's momentum (beta1) float is rewritten in place
-        const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
+        [[maybe_unused]] const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
         // How a group holds a Python-float momentum: torch assigns a new float (or a new betas tuple);
         // a float only its group holds (in a tuple only its group holds) takes the value in place
         // instead, which nobody can tell. In place needs the memo (it keeps the object for the write).
         auto float_momentum = [&](std::size_t si, group_memo* gm, PyObject* obj) {
             bool in_place = false;
-#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+#if FASTLR_GROUP_MEMO  // (no memo entry without them; beta1 in place also needs FASTLR_TUPLE_IN_PLACE)
             if (gm && obj) {
                 if (!p.beta1) {
                     in_place = PyFloat_CheckExact(obj) && Py_REFCNT(obj) == 1;
-                } else {  // obj: the betas tuple
+                } else if (FASTLR_TUPLE_IN_PLACE) {  // obj: the betas tuple
                     PyObject* b1 = PyTuple_GET_SIZE(obj) >= 1 ? PyTuple_GET_ITEM(obj, 0) : nullptr;
                     in_place = Py_REFCNT(obj) == 1 && b1 && PyFloat_CheckExact(b1) && Py_REFCNT(b1) == 1;
                 }
@@ -401,7 +401,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             const std::size_t si = static_cast<std::size_t>(i);
             group_memo* gm = memo && vl ? &memo[si] : nullptr;
             double x, y = 0.0;
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
             // While the dict is unchanged, it holds the packed lr tensor and the momentum object the
             // memo has (and the key operands' values): nothing to look up. (This path repeats the
             // operand reads of the lookup path below on purpose: one loop body for both, tried, made
@@ -416,7 +416,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 return PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) >= 1 && PyFloat_CheckExact(PyTuple_GET_ITEM(o, 0)) ? 2 : 0;
             };
             int mk = 0;
-            if (gm && gm->dict == g && dict_version(g) == gm->version && gm->lr == vl->tensor[si] &&
+            if (gm && memo_fresh(*gm, g) && gm->lr == vl->tensor[si] &&
                 (!p.momentum || (mk = memo_mom(gm)) != 0)) {
                 lr_h[si] = holder::packed;
                 if (mk == 1) {
@@ -503,13 +503,12 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 }
                 m_out[si] = fastlr::eval(p.mom.u, mx, my);
             }
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
             if (gm) {
                 gm->dict = nullptr;
                 // Not a group whose momentum gets a new object (its dict changes).
                 if (keep && (!p.momentum || m_h[si] != holder::py_float)) {
-                    gm->dict = g;
-                    gm->version = dict_version(g);
+                    memo_stamp(*gm, g);
                     gm->lr = v;
                     gm->mom = mobj;
                     gm->x = p.lr.x_key ? x : 0.0;
@@ -598,12 +597,12 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             for (Py_ssize_t i = 0; i < n; ++i) {
                 PyObject* g = PyList_GET_ITEM(groups, i);
                 if (!PyDict_CheckExact(g)) return fast::fallback;
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
                 // A float to rewrite in place must still be where it was, held by its group only.
                 if (m_h[static_cast<std::size_t>(i)] == holder::in_place) {
                     const group_memo& gm = memo[static_cast<std::size_t>(i)];
                     PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
-                    if (gm.dict != g || dict_version(g) != gm.version || Py_REFCNT(gm.mom) != 1 || Py_REFCNT(b1) != 1)
+                    if (!memo_fresh(gm, g) || Py_REFCNT(gm.mom) != 1 || Py_REFCNT(b1) != 1)
                         return fast::fallback;
                 }
 #endif
@@ -645,7 +644,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             }
             if (!device_side(vm, p.mom, false)) return fast::error;
         }
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
         // The device executor (Python) may have run since the in-place floats were checked (the
         // allocations above re-checked them already): check them again.
         bool ran_python = false;
@@ -658,7 +657,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 if (m_h[si] != holder::in_place) continue;
                 group_memo& gm = memo[si];
                 PyObject* g = PyList_GET_SIZE(groups) == n ? PyList_GET_ITEM(groups, i) : nullptr;
-                if (!g || gm.dict != g || !PyDict_CheckExact(g) || dict_version(g) != gm.version) {
+                if (!g || !PyDict_CheckExact(g) || !memo_fresh(gm, g)) {
                     PyErr_SetString(PyExc_RuntimeError, "fastlr: the optimizer's param groups changed while the "
                                                         "device lr update ran");
                     return fast::error;
@@ -689,7 +688,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 packed_view::buffer& b = vm->bufs[static_cast<std::size_t>(vm->buf[si])];
                 if (b.cpu) write_value(b, vm->off[si], m_out[si]);
             }
-#if FASTLR_DICT_VERSIONS
+#if FASTLR_GROUP_MEMO
             if (mom_inplace && m_h[si] == holder::in_place) {  // the group's float, or beta1 in its tuple
                 PyObject* o = memo[si].mom;
                 if (p.beta1) o = PyTuple_GET_ITEM(o, 0);

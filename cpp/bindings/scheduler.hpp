@@ -144,15 +144,77 @@ struct packed_view {
     bool identity = false;            // and in one buffer, group i at element i
 };
 
+
+// What the fast path relies on in CPython's objects, decided at build time:
+// - FASTLR_GROUP_MEMO: the group memo can learn, without a lookup, that a group dict is unchanged since
+//   the last step. How (FASTLR_MEMO_WATCH):
+//   - 0, CPython <= 3.11: the dict's PEP 509 version tag (`ma_version_tag`), changed by every assignment;
+//   - 1, CPython >= 3.12: the public dict-watcher API (PyDict_AddWatcher/PyDict_Watch). The tag is
+//     deprecated there and gone in 3.14 (PEP 699); a watched dict's every modification calls fastlr's
+//     watcher, which gives the dict a new stamp (dict_cell). One code path for 3.12, 3.13 and 3.14.
+//   Without it (free-threaded builds, FASTLR_FORCE_PY314_PATH on CPython <= 3.11) every step looks
+//   the keys up; at run time the memo is also off where no watcher id is free, or with the
+//   environment variable FASTLR_GROUP_MEMO=0 (group_memo_enabled).
+// - FASTLR_TUPLE_IN_PLACE: a betas tuple only its group holds may have beta1 rewritten in place (CPython
+//   3.14 caches a tuple's hash, gh-131529, which a rewrite would leave stale).
+// The CMake option FASTLR_AS_PY314=ON (defines FASTLR_FORCE_PY314_PATH) builds CPython 3.14's rules on
+// an older Python (no version tags, no tuple rewritten in place), so the whole test suite runs them
+// where 3.14 is not installed. The free-threaded build has neither (reference counts prove no
+// exclusivity there).
+#if defined(Py_GIL_DISABLED) || PY_VERSION_HEX >= 0x030E0000 || defined(FASTLR_FORCE_PY314_PATH)
+#define FASTLR_TUPLE_IN_PLACE 0
+#else
+#define FASTLR_TUPLE_IN_PLACE 1
+#endif
+
+#if defined(Py_GIL_DISABLED)
+#define FASTLR_GROUP_MEMO 0
+#define FASTLR_MEMO_WATCH 0
+#elif PY_VERSION_HEX >= 0x030C0000
+#define FASTLR_GROUP_MEMO 1
+#define FASTLR_MEMO_WATCH 1
+#elif defined(FASTLR_FORCE_PY314_PATH)
+#define FASTLR_GROUP_MEMO 0
+#define FASTLR_MEMO_WATCH 0
+#else
+#define FASTLR_GROUP_MEMO 1
+#define FASTLR_MEMO_WATCH 0
+#endif
+
+/// Whether memo_for hands out the group memo (set at import: false where no dict watcher could be
+/// registered, or FASTLR_GROUP_MEMO=0; tests switch it through _core._group_memo).
+extern bool group_memo_enabled;
+/// Switch the memo on (registering the dict watcher where that is how it works) or off; returns
+/// whether it is on now.
+bool set_group_memo(bool wanted);
+/// At import: on unless FASTLR_GROUP_MEMO=0 is set in the environment.
+void init_group_memo();
+
+#if FASTLR_MEMO_WATCH
+/// A watched dict's stamp (CPython >= 3.12): fastlr's dict watcher sets `version` to a new value of one
+/// interpreter-wide clock whenever the dict is modified, and when it is deallocated (the cell then goes
+/// back to a free list, for another dict). Cells are never freed, so a memo entry's pointer to one is
+/// always readable; since the clock never repeats, a stamp once seen is never seen again.
+struct dict_cell {
+    PyObject* dict;        // the dict (identity only), or null while the cell is free
+    std::uint64_t version;
+    dict_cell* next_free;
+};
+/// The cell of dict `d`, watching it first if needed; null (no exception set) if it cannot be watched.
+dict_cell* watch_dict(PyObject* d);
+#endif
+
 /// What a group dict held at a scheduler's last step: its lr and momentum float objects and the
-/// values of its operand keys (OneCycleLR's start/end keys). While the dict's version tag (PEP 509) is
-/// the one recorded, no key of it has been assigned, so all of these still hold: a step reuses them
-/// instead of looking the keys up again. Version tags are unique over the whole interpreter, so a
-/// different dict at the same address never matches. Off where CPython has no such tags (3.14+) or
-/// on the free-threaded build.
+/// values of its operand keys (OneCycleLR's start/end keys). While the dict's stamp is the one
+/// recorded, no key of it has been assigned, so all of these still hold: a step reuses them instead
+/// of looking the keys up again. Stamps are unique over the whole interpreter, so a different dict
+/// at the same address never matches. Off where FASTLR_GROUP_MEMO is 0.
 struct group_memo {
     PyObject* dict = nullptr;  // borrowed: identity only
     std::uint64_t version = 0;
+#if FASTLR_MEMO_WATCH
+    dict_cell* cell = nullptr;  // the dict's cell (set whenever `dict` is)
+#endif
     PyObject* lr = nullptr;   // borrowed: the dict holds it while the version is unchanged
     PyObject* mom = nullptr;  // likewise (null when momentum is not cycled)
     double x = 0.0, y = 0.0, mx = 0.0, my = 0.0;  // operand values read from the group's keys
@@ -161,8 +223,7 @@ struct group_memo {
     bool keys = false;
 };
 
-#if !defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
-#define FASTLR_DICT_VERSIONS 1
+#if FASTLR_GROUP_MEMO && !FASTLR_MEMO_WATCH
 /// A dict's PEP 509 version tag: changes whenever any key is assigned or deleted.
 inline std::uint64_t dict_version(PyObject* d) {
 #if defined(__GNUC__)
@@ -174,9 +235,40 @@ inline std::uint64_t dict_version(PyObject* d) {
 #pragma GCC diagnostic pop
 #endif
 }
-#else
-#define FASTLR_DICT_VERSIONS 0
 #endif
+
+#if FASTLR_GROUP_MEMO
+/// Whether memo entry `e` still describes group dict `g`: the same dict, with no key assigned since.
+inline bool memo_fresh(const group_memo& e, PyObject* g) {
+#if FASTLR_MEMO_WATCH
+    return e.dict == g && e.cell->version == e.version;
+#else
+    // (g may be any object now at the recorded dict's address: read a tag only from a dict.)
+    return e.dict == g && PyDict_CheckExact(g) && dict_version(g) == e.version;
+#endif
+}
+
+/// Make `e` describe `g` as it is now (the caller fills in what it holds). Where `g` cannot be watched
+/// the entry stays empty (`dict` null): the group is looked up on every step.
+inline void memo_stamp(group_memo& e, PyObject* g) {
+#if FASTLR_MEMO_WATCH
+    dict_cell* c = e.cell && e.cell->dict == g ? e.cell : watch_dict(g);
+    if (!c) {
+        e.dict = nullptr;
+        return;
+    }
+    e.cell = c;
+    e.version = c->version;
+#else
+    e.version = dict_version(g);
+#endif
+    e.dict = g;
+}
+#endif
+
+/// The stamp memo_fresh compares for dict `d` (watching it first where needed), or false where the
+/// memo cannot follow it. For tests (_core._dict_stamp).
+bool dict_stamp(PyObject* d, std::uint64_t& out);
 
 /// The per-scheduler object in the `_fastlr_engine` slot: the kind, reusable scratch arrays
 /// (struct-of-arrays over groups), and per-kind caches. A step allocates nothing but the Python

@@ -9,6 +9,18 @@ __version__: str
 
 # -- drop-in schedulers' fast path (cpp/bindings/register_scheduler.cpp) ---------------------------
 
+BUILD: dict[str, str | bool]
+"""What this build relies on in CPython's objects: ``group_memo`` (how a step knows a group dict is
+unchanged: ``"version tags"`` (PEP 509, CPython <= 3.11), ``"dict watchers"`` (3.12+) or ``"off"``),
+``tuple_in_place`` (beta1 rewritten inside a betas tuple), ``as_py314`` (built with
+``FASTLR_AS_PY314=ON``: CPython 3.14's rules on an older Python)."""
+
+def _group_memo(enabled: bool | None = None) -> bool:
+    """Whether the group memo is on; ``enabled`` switches it (tests)."""
+
+def _dict_stamp(d: object) -> int | None:
+    """The stamp the group memo compares for dict ``d`` (None where it cannot follow ``d``)."""
+
 class Engine:
     """Per-scheduler state of fastlr's C++ fast path."""
 
