@@ -603,3 +603,81 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_protocol_probe_passes_on_the_installed_torch():
+    """Every engine-driven class stepped beside torch's at import behaved the same (else the class runs
+    torch's code and FAST_PATH_MISMATCHES names it)."""
+    assert fls.FAST_PATH_MISMATCHES == {}
+    for name in SCHEDULER_NAMES:
+        assert getattr(fls, name)._fastlr_active_kind != 0, name
+
+
+_PROBE_CASE = r"""
+import warnings, struct
+import torch
+from torch.optim import lr_scheduler as tls
+PATCH
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastlr.lr_scheduler as fls
+msgs = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "fastlr" in str(w.message)]
+assert len(msgs) == 1, msgs
+assert fls.FAST_PATH_AVAILABLE is False
+print(sorted(fls.FAST_PATH_MISMATCHES))
+warnings.simplefilter("ignore")
+def opt():
+    ps = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+    return torch.optim.SGD([{"params": [p], "lr": 0.1 / (i + 1)} for i, p in enumerate(ps)])
+for name in sorted(fls.FAST_PATH_MISMATCHES):
+    if name not in ("StepLR", "ExponentialLR"):
+        continue
+    kw = {"StepLR": dict(step_size=2), "ExponentialLR": dict(gamma=0.9)}[name]
+    o1, o2 = opt(), opt()
+    s1, s2 = getattr(tls, name)(o1, **kw), getattr(fls, name)(o2, **kw)
+    assert not s2.uses_fast_path
+    for k in range(20):
+        s1.step(); s2.step()
+        a, b = s1.get_last_lr(), s2.get_last_lr()
+        assert struct.pack("3d", *a) == struct.pack("3d", *b), (name, k, a, b)
+        assert s1.state_dict() == s2.state_dict()
+for name in ("CosineAnnealingLR", "CyclicLR"):
+    if name not in fls.FAST_PATH_MISMATCHES:
+        assert getattr(fls, name)._fastlr_active_kind != 0
+"""
+
+
+def test_protocol_probe_takes_a_changed_class_off_the_engine():
+    """A torch whose StepLR decays differently, with every name fastlr checks still there: the probe at
+    import finds it, warns once, and only StepLR runs torch's (changed) code."""
+    patch = """
+orig = tls.StepLR.get_lr
+def get_lr(self):  # a changed rule: decays one epoch late
+    if self.last_epoch == 0 or self.last_epoch % self.step_size != 1:
+        return [g["lr"] for g in self.optimizer.param_groups]
+    return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+tls.StepLR.get_lr = get_lr
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE_CASE.replace("PATCH", patch) + "print('ok')"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.split("\n")[-2:] == ["ok", ""], out.stdout + out.stderr
+    assert out.stdout.splitlines()[0] == "['StepLR']"
+
+
+def test_protocol_probe_notices_a_changed_step_protocol():
+    """A torch whose LRScheduler.step records something more at every step (a new counter): the classes
+    that step through it differ in their state_dict after the first engine step, and run torch's code."""
+    patch = """
+orig = tls.LRScheduler.step
+def step(self, *args, **kwargs):
+    self.__dict__["_calls"] = self.__dict__.get("_calls", 0) + 1
+    return orig(self, *args, **kwargs)
+tls.LRScheduler.step = step
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE_CASE.replace("PATCH", patch) + "print('ok')"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.split("\n")[-2:] == ["ok", ""], out.stdout + out.stderr
+    found = set(eval(out.stdout.splitlines()[0]))  # noqa: S307 - our own printed list
+    assert {"StepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR", "SWALR"} <= found

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._progress import Progress
+
 __all__ = [
     "GROUP_COUNTS",
     "LR_KINDS",
@@ -608,30 +610,6 @@ _QUICK = (
 )
 
 
-class _Progress:
-    """One status line on a terminal (rewritten in place); nothing when stderr is not a terminal."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total, self.done, self.stream = total, 0, stream
-        self.tty = stream.isatty()
-        self.t0 = time.perf_counter()
-        self.width = 0
-
-    def show(self, label: str) -> None:
-        self.done += 1
-        if not self.tty:
-            return
-        msg = f"[{self.done:>3}/{self.total}] {label}  ({time.perf_counter() - self.t0:.0f} s)"
-        self.stream.write("\r" + msg.ljust(self.width))
-        self.stream.flush()
-        self.width = len(msg)
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-
-
 def measure_cell(
     name: str, n_groups: int, lr_kind: str = "float", blocks: int = 7, target_s: float = 0.004
 ) -> dict[str, Any]:
@@ -736,12 +714,26 @@ def run_bench(
     import fastlr.lr_scheduler as fls
 
     names, counts, blocks, target_s, passes = plan if plan is not None else _QUICK if quick else _FULL
+    info = machine_info()
+    commit = info["fastlr_commit"] or "no git checkout"
+    print(
+        f"fastlr {info['fastlr']} ({commit}) vs torch {info['torch']}, Python {info['python']}, "
+        f"{info['cpu']} ({info['cores_available']} cores), {info['date']}",
+        file=out,
+        flush=True,
+    )
+    cells = [(n, g, "float") for n in names for g in counts]
+    estimate = len(cells) * passes * blocks * 3 * 2 * target_s * 1.5  # 3 timed fns, calibration
+    print(
+        f"timing {len(names)} classes x G = {', '.join(map(str, counts))} (about {estimate:.0f} s; "
+        "progress on stderr) ...",
+        file=out,
+        flush=True,
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        info = machine_info()
-        cells = [(n, g, "float") for n in names for g in counts]
-        progress = _Progress(len(cells) * passes, sys.stderr)
+        progress = Progress(len(cells) * passes, sys.stderr, what="bench")
         t0 = time.perf_counter()
         try:
             rows = measure_cells(cells, blocks, target_s, passes, progress.show)
@@ -751,12 +743,6 @@ def run_bench(
     finally:
         torch.set_num_threads(threads)
 
-    commit = info["fastlr_commit"] or "no git checkout"
-    print(
-        f"fastlr {info['fastlr']} ({commit}) vs torch {info['torch']}, Python {info['python']}, "
-        f"{info['cpu']} ({info['cores_available']} cores), {info['date']}",
-        file=out,
-    )
     print(
         f"scheduler.step() with float lrs (distinct per group), median of {blocks * passes} alternating blocks "
         f"in {passes} pass{'es' if passes > 1 else ''} (GC off, 1 torch thread); {elapsed:.0f} s",
@@ -767,7 +753,8 @@ def run_bench(
     if any(r["floor_kind"] == "floor+callables" for r in rows):
         print("* LambdaLR/MultiplicativeLR: over the floor plus the user's callables (g['lr'] = f(epoch))", file=out)
     if not fls.FAST_PATH_AVAILABLE:
-        print("note: this torch's scheduler internals differ from torch 2.13's: fastlr ran torch's code", file=out)
+        why = ", ".join(sorted(fls.FAST_PATH_MISMATCHES)) or "its internals differ"
+        print(f"note: with this torch, fastlr runs torch's code for some classes ({why})", file=out)
     if json_path:
         doc = {
             "fastlr_bench": 1,

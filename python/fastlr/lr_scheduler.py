@@ -95,8 +95,16 @@ def _torch_protocol_supported() -> bool:
     )
 
 
-FAST_PATH_AVAILABLE: bool = _torch_protocol_supported()
-"""False when the installed torch's scheduler internals differ from what the engine reproduces."""
+_torch_protocol_ok: bool = _torch_protocol_supported()
+FAST_PATH_AVAILABLE: bool = _torch_protocol_ok
+"""False when the installed torch's scheduler internals differ from what the engine reproduces: the
+names it relies on are missing, or a class stepped beside torch's at import behaved differently
+(see ``FAST_PATH_MISMATCHES``). Every step then runs torch's code for such classes: exact, not faster."""
+
+FAST_PATH_MISMATCHES: dict[str, str] = {}
+"""Classes taken off the engine because, stepped beside torch's class at import
+(:mod:`fastlr._protocol_probe`), their behaviour differed: class name -> what differed. Empty on
+every torch that CI tests."""
 
 
 class LRScheduler(_tls.LRScheduler):
@@ -134,7 +142,11 @@ class LRScheduler(_tls.LRScheduler):
         overrides get_lr, or a class patched later, e.g. by mock.patch.object)."""
         declaring = next(k for k in cls.__mro__ if "_fastlr_kind" in k.__dict__)
         impls = declaring.__dict__.get("_fastlr_hook_impls", {})
-        if not FAST_PATH_AVAILABLE or any(getattr(cls, n, None) is not impls.get(n) for n in declaring._fastlr_hooks):
+        if (
+            not _torch_protocol_ok
+            or declaring.__name__ in FAST_PATH_MISMATCHES
+            or any(getattr(cls, n, None) is not impls.get(n) for n in declaring._fastlr_hooks)
+        ):
             return _KIND_NONE
         return declaring.__dict__["_fastlr_kind"]
 
@@ -601,3 +613,42 @@ for _cls in (
 for _cls in (SequentialLR, ChainedScheduler):
     _wrap_init(_cls, capturable=False)
 del _cls
+
+
+def _check_torch_behaviour() -> None:
+    """Step every engine-driven class beside torch's (see :mod:`fastlr._protocol_probe`); take the
+    classes that differ off the engine, and say so once."""
+    global FAST_PATH_AVAILABLE
+    if not _torch_protocol_ok:
+        return
+    from . import _protocol_probe
+
+    found = _protocol_probe.probe(__import__(__name__, fromlist=["_"]))
+    if not found:
+        return
+    FAST_PATH_MISMATCHES.update(found)
+    FAST_PATH_AVAILABLE = False
+    for c in list(_all_subclasses(LRScheduler)):
+        c._fastlr_active_kind = c._fastlr_class_kind()
+    import warnings
+
+    import torch
+
+    warnings.warn(
+        f"fastlr: with torch {torch.__version__}, {len(found)} scheduler class(es) behave differently from "
+        f"what fastlr's engine reproduces ({', '.join(sorted(found))}); they run torch's own code (exact, "
+        "not faster). fastlr.lr_scheduler.FAST_PATH_MISMATCHES says what differed.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for c in cls.__subclasses__():
+        out.append(c)
+        out.extend(_all_subclasses(c))
+    return out
+
+
+_check_torch_behaviour()
