@@ -33,12 +33,24 @@ def test_readme_has_exactly_two_setup_commands():
     cmds = _readme_commands()
     assert len(cmds) == 2
     assert cmds[0].endswith("python -m fastlr demo")
-    assert cmds[1].endswith("python -m pytest")
+    assert cmds[1].endswith("python -m pytest -n auto")
+    # Both build in the same venv without build isolation, so the second reuses the first's objects.
+    for c in cmds:
+        assert "--no-build-isolation" in c and c.startswith("python3 -m venv .venv && ")
 
 
-def test_ci_runs_the_readme_test_command_verbatim():
+def test_ci_runs_the_readme_commands_verbatim_in_order():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    demo, tests = _readme_commands()
+    assert demo in ci and tests in ci
+    assert ci.index(demo) < ci.index(tests)
+
+
+def test_requires_python_is_what_ci_builds():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.10"' in text
     ci = (ROOT / ".ci" / "run").read_text()
-    assert _readme_commands()[1] in ci.splitlines()
+    assert "for v in 3.10 3.11 3.12 3.13; do" in ci
 
 
 def test_import_fastlr_without_torch():

@@ -222,12 +222,12 @@ fast plateau_step(Engine* eng, PyObject* self, PyObject* metrics) {
         }
         for (Py_ssize_t i = 0; i < n && !tensor_step; ++i) {
             PyObject* g = PyList_GET_ITEM(groups, i);
-            double old;
+            double old = 0.0;
             pynum mlr;
             PyObject* mo = PyList_GET_ITEM(min_lrs, i);
             if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, old) || !to_num(mo, mlr)) return fast::fallback;
             bool write, takes_min;
-            double nv;
+            double nv = 0.0;
             if (fastlr::plateau_reduce(old, factor, mlr, eps, write, nv, takes_min) != errc::ok) return fast::fallback;
             if (!write) continue;
             new_lrs[i] = takes_min ? ref::incref(mo) : PyFloat_FromDouble(nv);

@@ -388,7 +388,7 @@ fast onecycle_plan(const std_frame& f, plan& pl) {
         if (!PyDict_Check(phase) || !dict_num(phase, names.end_step, ph[i].end_step)) return PyErr_Clear(), fast::fallback;
     }
     std::size_t idx;
-    double pct;
+    double pct = 0.0;
     if (fastlr::onecycle_locate(ph, static_cast<std::size_t>(np), pynum::of_int(f.le), total, idx, pct) != errc::ok)
         return fast::fallback;
     update u;
@@ -462,7 +462,7 @@ void memo_note(group_memo* memo, Py_ssize_t i, PyObject* g, PyObject* lr) {
 bool all_float_lrs(PyObject* groups, Py_ssize_t n, const group_memo* memo) {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* g = PyList_GET_ITEM(groups, i);
-        double lr;
+        double lr = 0.0;
         if (memo_lr(memo, i, g)) continue;
         if (!PyDict_CheckExact(g) || !dict_float(g, names.lr, lr)) return false;
     }

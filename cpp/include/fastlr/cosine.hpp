@@ -33,7 +33,7 @@ inline errc cosine_annealing_lr_chainable(const cosine_annealing_lr_params& p, c
     const double eta = p.eta_min.d;
     if (s.step_count == 1 && s.last_epoch > 0) {
         // torch writes (le * pi) / T_max here; le * pi == pi * le exactly, so the term is shared.
-        double term;
+        double term = 0.0;
         FASTLR_TRY(cosine_annealing_term(p, s.le(), term));
         u = update{update::op::cos_closed, term, eta, true};
         return errc::ok;
@@ -60,7 +60,7 @@ inline errc cosine_annealing_lr_chainable(const cosine_annealing_lr_params& p, c
 
 /// CosineAnnealingLR._get_closed_form_lr: eta_min + (base - eta_min) * (1 + cos(pi * le / T_max)) / 2.
 inline errc cosine_annealing_lr_closed(const cosine_annealing_lr_params& p, const step_state& s, update& u) {
-    double term;
+    double term = 0.0;
     FASTLR_TRY(cosine_annealing_term(p, s.le(), term));
     u = update{update::op::cos_closed, term, p.eta_min.d, true};
     return errc::ok;
@@ -123,7 +123,7 @@ inline errc cosine_warm_restarts_advance(const cosine_warm_restarts_params& p, c
                 FASTLR_TRY(py_int_of_float(lg, n));
                 // T_cur = epoch - T_0 * (T_mult ** n - 1) / (T_mult - 1);  T_i = T_0 * T_mult ** n
                 pynum pw, pw1, num, t_i;
-                double frac;
+                double frac = 0.0;
                 FASTLR_TRY(py_pow_num(p.T_mult, pynum::of_int(n), pw));
                 FASTLR_TRY(py_sub(pw, pynum::of_int(1), pw1));
                 FASTLR_TRY(py_mul(p.T_0, pw1, num));

@@ -27,7 +27,7 @@ struct cyclic_lr_params {
 /// CyclicLR.get_lr's scalars at `le`: scale_factor (a) and the scale function's value (b).
 inline errc cyclic_lr_scalars(const cyclic_lr_params& p, pynum le, double& scale_factor, double& scale) {
     // cycle = math.floor(1 + le / total_size); x = 1.0 + le / total_size - cycle
-    double q;
+    double q = 0.0;
     FASTLR_TRY(py_truediv(le, p.total_size, q));
     pynum one_plus;
     FASTLR_TRY(py_add(pynum::of_int(1), pynum::of_float(q), one_plus));
@@ -50,7 +50,7 @@ inline errc cyclic_lr_scalars(const cyclic_lr_params& p, pynum le, double& scale
             break;
         case cyclic_scale::triangular2: {
             pynum e;
-            double pw;
+            double pw = 0.0;
             FASTLR_TRY(py_sub(arg, pynum::of_int(1), e));
             FASTLR_TRY(py_pow(pynum::of_float(2.0), e, pw));  // OverflowError from cycle 1025 on, as torch
             FASTLR_TRY(py_truediv(pynum::of_int(1), pynum::of_float(pw), scale));
@@ -99,7 +99,7 @@ inline errc onecycle_locate(const onecycle_phase* phases, std::size_t n_phases, 
 /// or `_annealing_linear`, as an update over x = start value, y = end value.
 inline errc onecycle_anneal(bool cosine, double pct, update& u) {
     if (cosine) {
-        double c;
+        double c = 0.0;
         FASTLR_TRY(py_cos(py_pi * pct, c));
         u = update{update::op::anneal_cos, c + 1.0, 0.0, false};
     } else {

@@ -43,7 +43,7 @@ inline errc step_lr_chainable(const step_lr_params& p, const step_state& s, upda
 inline errc step_lr_closed(const step_lr_params& p, const step_state& s, update& u) {
     pynum q;
     FASTLR_TRY(py_floordiv(s.le(), p.step_size, q));
-    double f;
+    double f = 0.0;
     FASTLR_TRY(py_pow(p.gamma, q, f));
     u = update::base_scale(f);
     return errc::ok;
@@ -59,7 +59,7 @@ struct multistep_lr_params {
 /// MultiStepLR.get_lr: lr unless `le in milestones`, else lr * gamma ** milestones[le].
 inline errc multistep_lr_chainable(const multistep_lr_params& p, bool is_milestone, pynum count, update& u) {
     if (!is_milestone) { u = update::keep(); return errc::ok; }
-    double f;
+    double f = 0.0;
     FASTLR_TRY(py_pow(p.gamma, count, f));
     u = update::scale(f);
     return errc::ok;
@@ -68,7 +68,7 @@ inline errc multistep_lr_chainable(const multistep_lr_params& p, bool is_milesto
 /// MultiStepLR._get_closed_form_lr: base_lr * gamma ** bisect_right(sorted(milestones.elements()), le);
 /// `passed` is that bisect count.
 inline errc multistep_lr_closed(const multistep_lr_params& p, std::int64_t passed, update& u) {
-    double f;
+    double f = 0.0;
     FASTLR_TRY(py_pow(p.gamma, pynum::of_int(passed), f));
     u = update::base_scale(f);
     return errc::ok;
@@ -87,7 +87,7 @@ inline errc constant_lr_chainable(const constant_lr_params& p, const step_state&
     int c;
     FASTLR_TRY(py_cmp(s.le(), p.total_iters, c));
     if (c != 0) { u = update::keep(); return errc::ok; }
-    double inv;
+    double inv = 0.0;
     FASTLR_TRY(py_truediv(pynum::of_float(1.0), p.factor, inv));
     u = update::scale(inv);
     return errc::ok;
@@ -128,7 +128,7 @@ inline errc linear_lr_chainable(const linear_lr_params& p, const step_state& s, 
     FASTLR_TRY(py_sub(s.le(), pynum::of_int(1), le_m1));
     FASTLR_TRY(py_mul(le_m1, span, t_span));
     FASTLR_TRY(py_add(t_start, t_span, den));
-    double q;
+    double q = 0.0;
     FASTLR_TRY(py_truediv(span, den, q));
     u = update::scale(1.0 + q);
     return errc::ok;
@@ -143,7 +143,7 @@ inline errc linear_lr_closed(const linear_lr_params& p, const step_state& s, upd
     pynum span, num, f;
     FASTLR_TRY(py_sub(p.end_factor, p.start_factor, span));
     FASTLR_TRY(py_mul(span, m, num));
-    double q;
+    double q = 0.0;
     FASTLR_TRY(py_truediv(num, p.total_iters, q));
     FASTLR_TRY(py_add(p.start_factor, pynum::of_float(q), f));
     u = update::base_scale(f.d);
@@ -164,7 +164,7 @@ inline errc exponential_lr_chainable(const exponential_lr_params& p, const step_
 
 /// ExponentialLR._get_closed_form_lr: base_lr * gamma ** le.
 inline errc exponential_lr_closed(const exponential_lr_params& p, const step_state& s, update& u) {
-    double f;
+    double f = 0.0;
     FASTLR_TRY(py_pow(p.gamma, s.le(), f));
     u = update::base_scale(f);
     return errc::ok;

@@ -98,7 +98,7 @@ inline errc py_pow(pynum a, pynum b, double& out) {
 
 /// Python `a ** b` keeping Python's result type: an exact int for `int ** non-negative int`, else a float.
 inline errc py_pow_num(pynum a, pynum b, pynum& out) {
-    double d;
+    double d = 0.0;
     const errc e = py_pow(a, b, d);
     if (e != errc::ok) return e;
     if (a.is_int && b.is_int && b.i >= 0) {
@@ -144,7 +144,7 @@ inline errc py_float_floordiv(double vx, double wx, double& out) {
     double mod = std::fmod(vx, wx);
     double div = (vx - mod) / wx;
     if (mod != 0.0 && ((wx < 0) != (mod < 0))) div -= 1.0;
-    double floordiv;
+    double floordiv = 0.0;
     if (div != 0.0) {
         floordiv = std::floor(div);
         if (div - floordiv > 0.5) floordiv += 1.0;
@@ -165,10 +165,13 @@ inline errc py_mod(pynum a, pynum b, pynum& out) {
         out = pynum::of_int(r);
         return errc::ok;
     }
-    double r;
+    // (No read of r on the error path: clang treats that as undefined behaviour and, with it, dropped
+    // the zero-divisor check of the inlined call; found by the test suite on a clang build.)
+    double r = 0.0;
     const errc e = py_float_mod(a.d, b.d, r);
+    if (e != errc::ok) return e;
     out = pynum::of_float(r);
-    return e;
+    return errc::ok;
 }
 
 /// Python `a // b` for int/float operands.
@@ -185,10 +188,13 @@ inline errc py_floordiv(pynum a, pynum b, pynum& out) {
         out = pynum::of_int(q);
         return errc::ok;
     }
-    double r;
+    // (No read of r on the error path: clang treats that as undefined behaviour and, with it, dropped
+    // the zero-divisor check of the inlined call; found by the test suite on a clang build.)
+    double r = 0.0;
     const errc e = py_float_floordiv(a.d, b.d, r);
+    if (e != errc::ok) return e;
     out = pynum::of_float(r);
-    return e;
+    return errc::ok;
 }
 
 /// Python `a + b`, `a - b`, `a * b` (int results stay exact ints; overflow leaves the fast path).

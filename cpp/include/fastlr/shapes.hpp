@@ -257,7 +257,7 @@ FASTLR_HD inline double noise(const double* p, double t, double v) {
     // t is validated finite and >= 0 on the host; the guard keeps the conversion defined regardless.
     const std::uint64_t step = step_d >= 0.0 && step_d < 1.8e19 ? static_cast<std::uint64_t>(step_d) : 0;
     const std::uint64_t seed = static_cast<std::uint64_t>(p[2]);
-    double n;
+    double n = 0.0;
     if (p[3] != 0.0) n = p[1] * hd::truncated_normal(seed, step, p[0] / p[1]);
     else n = 2.0 * (hd::uniform(seed, step, 0) - 0.5) * p[0];
     return v + v * n;

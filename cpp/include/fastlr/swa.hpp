@@ -25,11 +25,11 @@ inline errc swalr_alpha(const swalr_params& p, pynum t, double& alpha) {
     int c;
     FASTLR_TRY(py_cmp(denom, pynum::of_int(1), c));
     if (c != 1) denom = pynum::of_int(1);
-    double q;
+    double q = 0.0;
     FASTLR_TRY(py_truediv(t, denom, q));
     const double tt = clamp01(q);  // max(0, min(1, q)): a NaN q would give 1, as in Python
     if (p.cosine) {
-        double cs;
+        double cs = 0.0;
         FASTLR_TRY(py_cos(py_pi * tt, cs));
         alpha = (1.0 - cs) / 2.0;
     } else {
