@@ -93,7 +93,8 @@ def test_warmup_is_join_of_a_ramp(body, w, kind, start):
         else:
             assert v == pytest.approx(start * (peak / start) ** (t / w), rel=1e-13)
     assert s.horizon == (None if body.horizon is None else w + body.horizon)
-    assert float(w) in s.phase_boundaries() or w == 0 or True
+    # The ramp hands over to the body at w (also for w == 0), and the body's own boundaries follow, shifted.
+    assert s.phase_boundaries() == sorted({float(w)} | {w + b for b in body.phase_boundaries()})
 
 
 def test_warmup_peak_and_horizon():
