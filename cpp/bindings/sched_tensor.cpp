@@ -70,7 +70,9 @@ packed_view* make_view(PyObject* packed) {
             if (!PyArg_ParseTuple(PyList_GET_ITEM(groups, i), "LL", &b, &j)) throw std::bad_alloc();
             v->buf[static_cast<std::size_t>(i)] = static_cast<int>(b);
             v->off[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(j);
-            v->tensor[static_cast<std::size_t>(i)] = PyList_GET_ITEM(tensors.get(), i);  // owner keeps it
+            // The packed tensor (the owner keeps it), or null for a group left unpacked: its slot in
+            // `tensors` is None, which a group's lr set to None must never be taken for.
+            v->tensor[static_cast<std::size_t>(i)] = b >= 0 ? PyList_GET_ITEM(tensors.get(), i) : nullptr;
         }
         const Py_ssize_t nb = PyList_GET_SIZE(bufs);
         v->bufs.resize(static_cast<std::size_t>(nb));
@@ -115,7 +117,7 @@ bool classify(const packed_view* v, Py_ssize_t i, PyObject* value, holder& h, bo
         h = holder::py_float;
         return true;
     }
-    if (v && value && value == v->tensor[static_cast<std::size_t>(i)]) {
+    if (v && value && value == v->tensor[static_cast<std::size_t>(i)] && v->buf[static_cast<std::size_t>(i)] >= 0) {
         h = holder::packed;
         return true;
     }
@@ -599,7 +601,9 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 if (!PyDict_CheckExact(g)) return fast::fallback;
 #if FASTLR_GROUP_MEMO
                 // A float to rewrite in place must still be where it was, held by its group only.
-                if (m_h[static_cast<std::size_t>(i)] == holder::in_place) {
+                // (m_h holds this step's values only when momentum is cycled: other paths use the
+                // same scratch bytes for their own flags.)
+                if (mom_inplace && m_h[static_cast<std::size_t>(i)] == holder::in_place) {
                     const group_memo& gm = memo[static_cast<std::size_t>(i)];
                     PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
                     if (!memo_fresh(gm, g) || Py_REFCNT(gm.mom) != 1 || Py_REFCNT(b1) != 1)
