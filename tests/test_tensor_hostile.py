@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 
 from _helpers_more import Twin, make_opt  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
 
 def _step_lr(mod: Any, opt: Any) -> Any:
     return mod.StepLR(opt, step_size=1, gamma=0.5)
@@ -59,3 +61,152 @@ def test_mixed_groups_after_a_float_step_with_more_groups():
     tw.do(reshape, state=False)
     tw.steps(20)
     assert tw.sf._fastlr_engine.deferred == 0  # (the stale bytes also sent such steps to torch's code)
+
+
+# ------------------------------------------------------------------------------------------------
+# One lr tensor shared by several groups, or by several optimizers (torch: every group's fill_ writes
+# the same tensor, in group order; fastlr: the groups share one packed element)
+
+_METRICS = [1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7, 0.7] * 3
+
+
+def _lam(e: int) -> float:
+    return 0.95**e
+
+
+def _mul(e: int) -> float:
+    return 0.97
+
+
+#: Every drop-in class, configured to pass its milestones, horizons and restarts within 30 steps.
+EVERY_CLASS: dict[str, Any] = {
+    "LambdaLR": lambda M, o: M.LambdaLR(o, lr_lambda=_lam),
+    "MultiplicativeLR": lambda M, o: M.MultiplicativeLR(o, lr_lambda=_mul),
+    "StepLR": lambda M, o: M.StepLR(o, step_size=3, gamma=0.5),
+    "MultiStepLR": lambda M, o: M.MultiStepLR(o, milestones=[4, 9], gamma=0.3),
+    "ConstantLR": lambda M, o: M.ConstantLR(o, factor=0.4, total_iters=5),
+    "LinearLR": lambda M, o: M.LinearLR(o, start_factor=0.2, total_iters=8),
+    "ExponentialLR": lambda M, o: M.ExponentialLR(o, gamma=0.93),
+    "PolynomialLR": lambda M, o: M.PolynomialLR(o, total_iters=12, power=2.0),
+    "CosineAnnealingLR": lambda M, o: M.CosineAnnealingLR(o, T_max=10, eta_min=1e-4),
+    "CyclicLR": lambda M, o: M.CyclicLR(o, base_lr=1e-3, max_lr=1e-2, step_size_up=4, mode="triangular2"),
+    "OneCycleLR": lambda M, o: M.OneCycleLR(o, max_lr=0.05, total_steps=40),
+    "CosineAnnealingWarmRestarts": lambda M, o: M.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, eta_min=1e-4),
+    "ReduceLROnPlateau": lambda M, o: M.ReduceLROnPlateau(o, patience=1, factor=0.5, min_lr=[1e-4, 2e-4, 3e-4, 4e-4]),
+    "SequentialLR": lambda M, o: M.SequentialLR(
+        o, [M.LinearLR(o, start_factor=0.1, total_iters=5), M.ExponentialLR(o, gamma=0.9)], milestones=[5]
+    ),
+    "ChainedScheduler": lambda M, o: M.ChainedScheduler([M.ConstantLR(o, factor=0.5, total_iters=6), M.ExponentialLR(o, gamma=0.9)]),
+    "SWALR": lambda M, o: M.SWALR(o, swa_lr=0.003, anneal_epochs=6),
+}
+
+
+def _action(name: str) -> Any:
+    if name == "ReduceLROnPlateau":
+        return lambda s, k: s.step(_METRICS[k])
+    return None
+
+
+def _adamw_shared(dtype: Any) -> Any:
+    """The decay/no-decay split with a tensor default lr: groups 0, 1 and 3 hold the same tensor."""
+    shared = torch.tensor(0.01, dtype=dtype)
+    ps = [torch.nn.Parameter(torch.zeros(2)) for _ in range(4)]
+    groups = [
+        {"params": [ps[0]]},
+        {"params": [ps[1]], "weight_decay": 0.0},
+        {"params": [ps[2]], "lr": torch.tensor(0.02, dtype=dtype)},
+        {"params": [ps[3]], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=shared)
+
+
+@pytest.mark.parametrize("name", list(EVERY_CLASS))
+def test_groups_sharing_one_lr_tensor(name: str):
+    """Bit for bit torch's values, stepping for stepping (float64), and the tensor stays shared."""
+    tw = Twin(EVERY_CLASS[name], lambda: _adamw_shared(torch.float64))
+    tw.steps(30, action=_action(name))
+    g = tw.of.param_groups
+    assert g[0]["lr"] is g[1]["lr"] is g[3]["lr"] and g[2]["lr"] is not g[0]["lr"]
+
+
+@pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "OneCycleLR", "LambdaLR"])
+def test_groups_sharing_one_lr_tensor_float32(name: str):
+    """float32: each value is the float32 rounding of torch's float64 value for the same history
+    (the shared element takes the last group's value, as torch's fill_ calls leave it)."""
+    ref = Twin(EVERY_CLASS[name], lambda: _adamw_shared(torch.float64))  # torch's float64 values
+    o32 = _adamw_shared(torch.float32)
+    s32 = EVERY_CLASS[name](__import__("fastlr.lr_scheduler", fromlist=["_"]), o32)
+    for k in range(30):
+        ref.steps(1)
+        s32.step()
+        want = [torch.tensor(g["lr"].item(), dtype=torch.float32) for g in ref.ot.param_groups]
+        # The float64 reference ran on float64 tensors whose values were rounded only at the start.
+        got = [g["lr"] for g in o32.param_groups]
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert abs(a.item() - b.item()) <= 2e-7 * abs(b.item()) + 1e-12, (k, i, a, b)
+    assert o32.param_groups[0]["lr"] is o32.param_groups[1]["lr"]
+
+
+def _two_optimizers(dtype: Any) -> tuple[Any, Any, Any]:
+    shared = torch.tensor(0.01, dtype=dtype)
+    p = [torch.nn.Parameter(torch.zeros(2)) for _ in range(3)]
+    a = torch.optim.SGD([{"params": [p[0]], "lr": shared}, {"params": [p[1]], "lr": torch.tensor(0.02, dtype=dtype)}])
+    b = torch.optim.SGD([{"params": [p[2]], "lr": shared}])
+    return a, b, shared
+
+
+@pytest.mark.parametrize("order", ["a-then-b", "b-then-a"])
+def test_one_lr_tensor_shared_by_two_optimizers(order: str):
+    """Each optimizer's scheduler writes the shared tensor when it steps; the last writer's value
+    stays, and each chainable scheduler continues from what the tensor holds (the other's value)."""
+    import fastlr.lr_scheduler as F
+
+    sides = []
+    for mod in (torch.optim.lr_scheduler, F):
+        a, b, shared = _two_optimizers(torch.float64)
+        sa = mod.ExponentialLR(a, gamma=0.9)
+        sb = mod.CosineAnnealingLR(b, T_max=7)
+        sides.append((a, b, sa, sb, shared))
+    for k in range(25):
+        for a, b, sa, sb, _ in sides:
+            first, second = (sa, sb) if order == "a-then-b" else (sb, sa)
+            first.step()
+            second.step()
+        (ta, tb, tsa, tsb, tsh), (fa, fb, fsa, fsb, fsh) = sides
+        assert [g["lr"].item() for g in ta.param_groups + tb.param_groups] == [
+            g["lr"].item() for g in fa.param_groups + fb.param_groups
+        ], k
+        assert [x.item() for x in tsa.get_last_lr() + tsb.get_last_lr()] == [x.item() for x in fsa.get_last_lr() + fsb.get_last_lr()], k
+    _, _, _, _, fsh = sides[1]
+    fa, fb = sides[1][0], sides[1][1]
+    assert fa.param_groups[0]["lr"] is fsh and fb.param_groups[0]["lr"] is fsh
+
+
+def test_capturable_groups_sharing_one_lr_tensor():
+    """Capturable mode: the shared element takes the last group's value (torch's fill_ order), never
+    a racing mix; CyclicLR's closed form per group, against torch's own CyclicLR on float64."""
+    import fastlr.lr_scheduler as F
+
+    kw = dict(base_lr=1e-3, max_lr=[0.02, 0.03, 0.04, 0.05], step_size_up=4, cycle_momentum=False)
+    ot, of = _adamw_shared(torch.float64), _adamw_shared(torch.float64)
+    st = torch.optim.lr_scheduler.CyclicLR(ot, **kw)
+    sf = F.CyclicLR(of, **kw, capturable=True)
+    for k in range(20):
+        st.step()
+        sf.step()
+        want = [g["lr"].item() for g in ot.param_groups]
+        got = [g["lr"].item() for g in of.param_groups]
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15), k
+        assert got[0] == got[1] == got[3]
+
+
+def test_capturable_refuses_what_it_cannot_express():
+    import fastlr.lr_scheduler as F
+    from fastlr._capturable import CapturableError
+
+    with pytest.raises(CapturableError, match="share"):
+        F.ReduceLROnPlateau(_adamw_shared(torch.float64), capturable=True)
+    a, b, _ = _two_optimizers(torch.float64)
+    F.StepLR(a, step_size=2).step()  # a packs the shared tensor
+    with pytest.raises(CapturableError, match="another optimizer"):
+        F.StepLR(b, step_size=2, capturable=True)

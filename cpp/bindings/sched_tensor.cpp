@@ -10,8 +10,10 @@
 // element still holds its rounding, so a float32 lr is always the rounding of torch's float64 result.
 #include "scheduler.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace fastlr_py {
 namespace {
@@ -69,6 +71,7 @@ packed_view* make_view(PyObject* packed) {
             long long b = -1, j = -1;
             if (!PyArg_ParseTuple(PyList_GET_ITEM(groups, i), "LL", &b, &j)) throw std::bad_alloc();
             v->buf[static_cast<std::size_t>(i)] = static_cast<int>(b);
+            if (b == -2) v->foreign = true;
             v->off[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(j);
             // The packed tensor (the owner keeps it), or null for a group left unpacked: its slot in
             // `tensors` is None, which a group's lr set to None must never be taken for.
@@ -99,6 +102,17 @@ packed_view* make_view(PyObject* packed) {
     }
     v->all_cpu = true;
     v->identity = v->bufs.size() == 1;
+    try {
+        std::vector<std::pair<int, std::int64_t>> at;
+        for (std::size_t i = 0; i < v->buf.size(); ++i)
+            if (v->buf[i] >= 0) at.emplace_back(v->buf[i], v->off[i]);
+        std::sort(at.begin(), at.end());
+        v->aliased = std::adjacent_find(at.begin(), at.end()) != at.end();
+    } catch (const std::bad_alloc&) {
+        delete v;
+        PyErr_NoMemory();
+        return nullptr;
+    }
     for (std::size_t i = 0; i < v->buf.size(); ++i) {
         v->all_cpu = v->all_cpu && v->buf[i] >= 0 && v->bufs[static_cast<std::size_t>(v->buf[i])].cpu;
         v->identity = v->identity && v->buf[i] == 0 && v->off[i] == static_cast<std::int64_t>(i);
@@ -284,7 +298,9 @@ namespace {
 bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
 #if FASTLR_GROUP_MEMO
     packed_view* vl = eng->plr;
-    if (!memo || !vl || !vl->all_cpu || p.momentum || p.lr.x_key || p.lr.y_key) return false;
+    // (Groups sharing a tensor: every value is computed before any is written, as torch's get_lr does,
+    // which the element-by-element loop below does not; the general executor's two passes do.)
+    if (!memo || !vl || !vl->all_cpu || vl->aliased || p.momentum || p.lr.x_key || p.lr.y_key) return false;
     PyObject** items = reinterpret_cast<PyListObject*>(f.groups.get())->ob_item;
     const Py_ssize_t n = f.n;
     PyObject* const* tensors = vl->tensor.data();
@@ -355,6 +371,9 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             if (r != fast::handled) return r;
             continue;
         }
+        // A tensor shared with another optimizer, which packed it: torch's code writes it (fill_), as
+        // torch would, whatever order the two optimizers' schedulers step in.
+        if ((vl && vl->foreign) || (vm && vm->foreign)) return fast::fallback;
         if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
         // Scratch: the lr side's x (when current), values, and the momentum side's values.
         std::vector<double>& cur = *eng->out;
@@ -735,7 +754,9 @@ fast packed_reduce_prepare(Engine* eng, frame& f, const std::function<bool(Py_ss
             if (r != fast::handled) return r;
             continue;
         }
-        if (!vl->all_cpu) return fast::fallback;  // reading device values would synchronise: torch's code
+        // Device values: reading them would synchronise. Groups sharing one tensor: torch reduces it once
+        // per group, each from the value the group before left (a read-modify-write per group).
+        if (!vl->all_cpu || vl->foreign || vl->aliased) return fast::fallback;
         if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
         double* vals = eng->v1->data();
         std::uint8_t* write = eng->holders->data();

@@ -136,10 +136,12 @@ struct packed_view {
     };
     ref owner;                        // the Python Packed object (shared by the optimizer's schedulers)
     ref snaps;                        // this engine's snapshot tensors, one per buffer
-    std::vector<int> buf;             // per group: buffer index, or -1 (a Python float)
+    std::vector<int> buf;             // per group: buffer index, -1 (a Python float), -2 (foreign tensor)
     std::vector<std::int64_t> off;    // per group: element in its buffer
     std::vector<PyObject*> tensor;    // per group: the packed tensor object (borrowed from owner)
     std::vector<buffer> bufs;
+    bool foreign = false;             // a group holds a tensor another optimizer packed: torch's code steps
+    bool aliased = false;             // two groups hold one tensor (one element)
     bool all_cpu = false;             // every group is packed, in a CPU buffer
     bool identity = false;            // and in one buffer, group i at element i
 };

@@ -152,6 +152,11 @@ def _element_addresses(packed: _tensor_lrs.Packed, n: int, what: str) -> tuple[l
     out, devices = [], set()
     for i in range(n):
         slot = packed.slots[i]
+        if packed.foreign[i] is not None:
+            raise CapturableError(
+                f"capturable=True: group {i}'s {what} tensor is also held by another optimizer's group, and that "
+                "optimizer packed it; give each optimizer lr tensors of its own"
+            )
         if slot is None:
             raise CapturableError(f"capturable=True needs every group's {what} to be a 0-d float tensor")
         b, j = slot
@@ -195,8 +200,13 @@ class Capture:
             self.momentum_key = key
         self.packed = packed
         self.schedules = lrs + (momentum or [])
-        self.programs = programs
-        self.dsts = dsts
+        # Groups that share one tensor (one element): only the last one's program writes it, as torch's
+        # fill_ calls in group order leave the last group's value (and a kernel must not race on it).
+        last = {dst: k for k, dst in enumerate(dsts)}
+        keep = sorted(last.values())
+        self.programs = [programs[k] for k in keep]
+        self.dsts = [dsts[k] for k in keep]
+        self.kept = keep  # indices into groups (then momentum groups, offset by n) of the programs run
         self.device = device
         self.counter = torch.tensor(int(sched.last_epoch), dtype=torch.int64, device=device)
         self._cuda_arrays: tuple[torch.Tensor, ...] | None = None
@@ -208,6 +218,7 @@ class Capture:
                 slots += [mp.slots[i] for i in range(n)]
             owners = [packed] * n + ([mp] * n if self.momentum_key is not None else [])
             elements = [(o.buffers[s[0]], s[1]) for o, s in zip(owners, slots)]  # type: ignore[index]
+            elements = [elements[k] for k in keep]
             try:
                 self._torch_ops = _torch_programs.TorchPrograms(programs, elements, device)
             except _torch_programs.UnsupportedProgram as e:
@@ -304,6 +315,12 @@ class PlateauCapture:
             torch.tensor([float(sched.min_lrs[i]) for i, _ in b.members], dtype=torch.float64, device=device)
             for b in packed.buffers
         ]
+        if packed.aliased:
+            # torch reduces a shared tensor once per group holding it, each time from the value the
+            # group before left: a sequence of reductions the fixed device program does not express.
+            raise CapturableError(
+                "capturable ReduceLROnPlateau needs each group's lr tensor to be its own (two groups share one)"
+            )
         self.dirty = True
 
     def step(self, sched: Any, metrics: Any) -> None:

@@ -23,6 +23,7 @@ tensors, so they too keep their identity and ``torch.compile`` does not recompil
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -48,15 +49,29 @@ def _packable(value: Any) -> bool:
     )
 
 
+# The buffer each packed tensor belongs to, over all optimizers: id(tensor) -> (weakref to the tensor,
+# weakref to its Buffer). A tensor can be an element of one buffer only (``Tensor.set_`` re-points it),
+# so a tensor already packed for one optimizer is left to torch's code by any other optimizer whose
+# groups share it (an lr shared by two optimizers): both then write the same memory, in the order their
+# schedulers step, exactly as torch's ``fill_`` calls do.
+_OWNERS: dict[int, tuple[weakref.ref[torch.Tensor], weakref.ref[Buffer]]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[torch.Tensor]) -> None:
+    entry = _OWNERS.get(key)
+    if entry is not None and entry[0] is ref:
+        del _OWNERS[key]
+
+
 class Buffer:
-    """One packed buffer: `data` (the groups' tensors are its elements) and a float64 `shadow` for
-    float32 data. Shared by every scheduler of the optimizer."""
+    """One packed buffer: `data` (distinct tensors are its elements) and a float64 `shadow` for float32
+    data. Shared by every scheduler of the optimizer that packed it (`owner`, a weak reference)."""
 
-    __slots__ = ("data", "shadow", "members")
+    __slots__ = ("data", "shadow", "members", "owner", "__weakref__")
 
-    def __init__(self, members: list[tuple[int, torch.Tensor]]) -> None:
-        first = members[0][1]
-        self.members = members
+    def __init__(self, members: list[tuple[int, torch.Tensor]], owner: Any) -> None:
+        self.members = members  # (first group holding the tensor, the tensor), one per element
+        self.owner = weakref.ref(owner) if owner is not None else None
         with torch.no_grad():
             self.data = torch.stack([t.detach().clone() for _, t in members]).contiguous()
             self.shadow = self.data.to(torch.float64) if self.data.dtype == torch.float32 else None
@@ -64,40 +79,85 @@ class Buffer:
             for j, (_, t) in enumerate(members):
                 # Re-point the group's own tensor object at element j: identity is kept.
                 t.set_(storage, j, (), ())
-        assert all(t.data_ptr() == self.data[j].data_ptr() for j, (_, t) in enumerate(members)), first
+        for j, (_, t) in enumerate(members):
+            if t.data_ptr() != self.data[j].data_ptr():
+                raise RuntimeError(f"fastlr: could not pack a learning-rate tensor (element {j} of its buffer)")
+            ref = weakref.ref(t, lambda r, k=id(t): _forget(k, r))
+            _OWNERS[id(t)] = (ref, weakref.ref(self))
 
     @property
     def is_cpu(self) -> bool:
         return self.data.device.type == "cpu"
+
+    def holds(self, t: torch.Tensor, j: int) -> bool:
+        """Whether tensor `t` is still this buffer's element j."""
+        return t.data_ptr() == self.data.data_ptr() + j * self.data.element_size()
+
+
+def _packed_elsewhere(t: torch.Tensor, optimizer: Any) -> bool:
+    """Whether `t` is an element of a live buffer that another live optimizer packed."""
+    entry = _OWNERS.get(id(t))
+    if entry is None or entry[0]() is not t:
+        return False
+    buf = entry[1]()
+    if buf is None or buf.owner is None:
+        return False
+    other = buf.owner()
+    if other is None or other is optimizer:
+        return False
+    return any(m is t and buf.holds(t, j) for j, (_, m) in enumerate(buf.members))
 
 
 class Packed:
     """The packed tensors of one key ("lr", "momentum" or beta1 in "betas") over an optimizer's groups.
 
     `slots[i]` is ``(buffer index, element)`` for a packed group and ``None`` for a group whose value is
-    a Python float. `tensors[i]` is the packed tensor object of group i (the engine checks identity
-    on every step and re-packs when a group's tensor was replaced).
+    a Python float (or anything not packable). `tensors[i]` is the packed tensor object of group i (the
+    engine checks identity on every step and re-packs when a group's tensor was replaced).
+
+    Groups that hold the same tensor object (an optimizer's default ``lr=torch.tensor(...)`` is shared
+    by every group that does not set its own) share its element, as they share the tensor in torch:
+    each step writes the groups' values in group order, so the last group's value stays, as torch's
+    ``fill_`` calls leave it. A tensor that another optimizer has packed already is `foreign` here:
+    such a packing is left to torch's code (`has_foreign`).
     """
 
-    def __init__(self, groups: list[dict[str, Any]], key: str) -> None:
+    def __init__(self, groups: list[dict[str, Any]], key: str, optimizer: Any = None) -> None:
         self.key = key
         if key != "lr":
             _unalias_momentum(groups, key)
+        n = len(groups)
         by: dict[tuple[torch.dtype, torch.device], list[tuple[int, torch.Tensor]]] = {}
+        first: dict[int, int] = {}  # id(tensor) -> the first group holding it
         values = [_value_of(g, key) for g in groups]
+        self.foreign: list[torch.Tensor | None] = [None] * n
         for i, v in enumerate(values):
-            if _packable(v):
-                by.setdefault((v.dtype, v.device), []).append((i, v))
-        self.buffers = [Buffer(m) for m in by.values()]
-        self.slots: list[tuple[int, int] | None] = [None] * len(groups)
-        self.tensors: list[torch.Tensor | None] = [None] * len(groups)
+            if not _packable(v):
+                continue
+            if id(v) in first:
+                continue  # an alias of an earlier group's tensor: shares its element
+            if _packed_elsewhere(v, optimizer):
+                self.foreign[i] = v
+                continue
+            first[id(v)] = i
+            by.setdefault((v.dtype, v.device), []).append((i, v))
+        self.buffers = [Buffer(m, optimizer) for m in by.values()]
+        self.slots: list[tuple[int, int] | None] = [None] * n
+        self.tensors: list[torch.Tensor | None] = [None] * n
+        where: dict[int, tuple[int, int]] = {}
         for b, buf in enumerate(self.buffers):
-            for j, (i, t) in enumerate(buf.members):
-                self.slots[i] = (b, j)
-                self.tensors[i] = t
+            for j, (_, t) in enumerate(buf.members):
+                where[id(t)] = (b, j)
+        self.aliased = False
+        for i, v in enumerate(values):
+            if self.foreign[i] is None and _packable(v) and id(v) in where:
+                self.slots[i] = where[id(v)]
+                self.tensors[i] = v
+                self.aliased = self.aliased or first[id(v)] != i
+        self.has_foreign = any(t is not None for t in self.foreign)
 
     def __bool__(self) -> bool:
-        return bool(self.buffers)
+        return bool(self.buffers) or self.has_foreign
 
     def covers(self, groups: list[dict[str, Any]]) -> bool:
         """Whether this packing is still exactly the groups' packable tensors, in place."""
@@ -106,25 +166,29 @@ class Packed:
         for i, g in enumerate(groups):
             v = _value_of(g, self.key)
             t = self.tensors[i]
-            if t is None:
+            if self.foreign[i] is not None:
+                if v is not self.foreign[i]:
+                    return False
+            elif t is None:
                 if _packable(v):
                     return False
             elif v is not t:
                 return False
         for b in self.buffers:
-            base = b.data.data_ptr()
-            size = b.data.element_size()
             for j, (_, t) in enumerate(b.members):
-                if t.data_ptr() != base + j * size:
+                if not b.holds(t, j):
                     return False
         return True
 
     def engine_layout(self) -> tuple[list[Any], list[Any], list[torch.Tensor]]:
-        """What an engine reads once: per group (buffer, element) or -1; per buffer (data pointer,
-        dtype code, is_cpu, shadow pointer or 0, snapshot pointer, size); and the engine's own
-        snapshot buffers (the values of its last step, for ``get_last_lr()``: two schedulers of one
-        optimizer share the buffers but not their snapshots)."""
-        groups = [(-1, -1) if s is None else s for s in self.slots]
+        """What an engine reads once: per group (buffer, element), (-1, -1) for a value it does not
+        pack, or (-2, -2) for a tensor another optimizer packed (torch's code steps such a packing);
+        per buffer (data pointer, dtype code, is_cpu, shadow pointer or 0, snapshot pointer, size);
+        and the engine's own snapshot buffers (the values of its last step, for ``get_last_lr()``: two
+        schedulers of one optimizer share the buffers but not their snapshots)."""
+        groups = [
+            (-2, -2) if self.foreign[i] is not None else (-1, -1) if s is None else s for i, s in enumerate(self.slots)
+        ]
         snaps = [b.data.clone() for b in self.buffers]
         bufs = [
             (
@@ -142,9 +206,9 @@ class Packed:
     def last_values(self, snaps: list[torch.Tensor]) -> list[torch.Tensor | None]:
         """Per group, a fresh tensor holding its value in `snaps` (None for float groups)."""
         out: list[torch.Tensor | None] = [None] * len(self.slots)
-        for b, snap in zip(self.buffers, snaps):
-            for j, (i, _) in enumerate(b.members):
-                out[i] = snap[j].clone()
+        for i, s in enumerate(self.slots):
+            if s is not None:
+                out[i] = snaps[s[0]][s[1]].clone()
         return out
 
 
@@ -205,7 +269,7 @@ def pack_groups(optimizer: torch.optim.Optimizer, key: str) -> Packed | None:
     current = registry.get(key)
     if current is not None and current.covers(groups):
         return current
-    packed = Packed(groups, key)
+    packed = Packed(groups, key, optimizer)
     registry[key] = packed if packed else None
     return registry[key]
 
