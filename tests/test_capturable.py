@@ -206,3 +206,85 @@ def test_cuda_module_imports_and_reports_launch_failures():
         cuda.run_programs(1 << 20, 1 << 20, 1 << 20, 1 << 20, 1, 1 << 20, 1, 0)
     with pytest.raises(ValueError):
         cuda.run_programs(0, 0, 0, 0, 1, 0, 1, 0)
+
+
+def _through_disk(sd):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name,kw,opt", CASES, ids=IDS)
+def test_resume_through_optimizer_load_state_dict(name, kw, opt, dtype):
+    """A trainer's resume: optimizer.load_state_dict (new lr tensors in the groups) and the scheduler's,
+    through torch.save/torch.load(weights_only=True), into objects that had run elsewhere; then the
+    run continues exactly as the uninterrupted one (it used to freeze: the old buffers were written)."""
+    o_a, o_b = make(opt=opt, dtype=dtype), make(opt=opt, dtype=dtype)
+    a = getattr(F, name)(o_a, capturable=True, **kw)
+    b = getattr(F, name)(o_b, capturable=True, **kw)
+    # Resumed at step 5, where every case's lrs still change (a frozen group would show); b had run
+    # elsewhere first (its old buffers hold other values).
+    for _ in range(5):
+        a.step()
+    for _ in range(2):
+        b.step()
+    sd_opt, sd_sched = _through_disk(o_a.state_dict()), _through_disk(a.state_dict())
+    o_b.load_state_dict(sd_opt)
+    b.load_state_dict(sd_sched)
+    loaded = [g["lr"] for g in o_b.param_groups]
+    for k in range(100):
+        a.step()
+        b.step()
+        assert [g["lr"].item() for g in o_a.param_groups] == [g["lr"].item() for g in o_b.param_groups], k
+        if "betas" in o_a.param_groups[0]:
+            assert [g["betas"][0].item() for g in o_a.param_groups] == [g["betas"][0].item() for g in o_b.param_groups]
+    assert all(g["lr"] is t for g, t in zip(o_b.param_groups, loaded))  # the loaded tensors, updated
+    assert b.state_dict()["last_epoch"] == a.state_dict()["last_epoch"] == 105
+
+
+@pytest.mark.parametrize("change", ["add_param_group", "assign_lr", "new_list"])
+def test_replaced_groups_are_followed(change):
+    """Every way of replacing what the groups hold is noticed before the next write, and the new
+    tensors take the closed form (capturable mode's values: torch's step(epoch), here)."""
+    o_ref, o = make(tensor=False), make()
+    ref = _tls.ExponentialLR(o_ref, gamma=0.9)
+    s = F.ExponentialLR(o, gamma=0.9, capturable=True)
+    for _ in range(5):
+        ref.step(ref.last_epoch + 1)
+        s.step()
+    if change == "add_param_group":
+        for opt, lr in ((o_ref, 0.05), (o, torch.tensor(0.05, dtype=torch.float64))):
+            opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], "lr": lr, "initial_lr": 0.05})
+        ref.base_lrs.append(0.05)
+        s.base_lrs.append(0.05)
+    elif change == "assign_lr":
+        o_ref.param_groups[1]["lr"] = 0.033
+        o.param_groups[1]["lr"] = torch.tensor(0.033, dtype=torch.float64)
+    else:
+        o_ref.param_groups = list(o_ref.param_groups)
+        o.param_groups = [dict(g) for g in o.param_groups]
+    new = [g["lr"] for g in o.param_groups]
+    for k in range(10):
+        ref.step(ref.last_epoch + 1)
+        s.step()
+        assert [g["lr"].item() for g in o.param_groups] == pytest.approx([g["lr"] for g in o_ref.param_groups], rel=1e-12), k
+    assert all(g["lr"] is t for g, t in zip(o.param_groups, new))
+
+
+def test_plateau_resume_through_optimizer_load_state_dict():
+    o_a, o_b = make(), make()
+    kw = dict(patience=2, cooldown=1, min_lr=1e-12, capturable=True)
+    a, b = F.ReduceLROnPlateau(o_a, **kw), F.ReduceLROnPlateau(o_b, **kw)
+    metrics = [1.0 / (k + 1) if k % 7 < 3 else 5.0 for k in range(120)]  # plateaus: a reduction every 7 steps
+    for m in metrics[:20]:
+        a.step(torch.tensor(m, dtype=torch.float64))
+    o_b.load_state_dict(_through_disk(o_a.state_dict()))
+    b.load_state_dict(_through_disk(a.state_dict()))
+    for m in metrics[20:]:
+        a.step(torch.tensor(m, dtype=torch.float64))
+        b.step(torch.tensor(m, dtype=torch.float64))
+        assert [g["lr"].item() for g in o_a.param_groups] == [g["lr"].item() for g in o_b.param_groups]

@@ -15,6 +15,8 @@
 #include <deque>
 #include <new>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace fastlr_py {
 
@@ -99,6 +101,75 @@ bool dict_stamp(PyObject* d, std::uint64_t& out) {
     (void)d, (void)out;
     return false;
 #endif
+}
+
+GroupWatch::GroupWatch(PyObject* groups, std::vector<PyObject*> keys) : keys_(std::move(keys)) { take(groups); }
+
+GroupWatch::~GroupWatch() { clear(); }
+
+void GroupWatch::clear() {
+    Py_CLEAR(list_);
+    for (PyObject* o : held_) Py_XDECREF(o);
+    held_.clear();
+    entries_.clear();
+}
+
+/// The value under `key` of group g ("beta1": betas[0]); borrowed, or null.
+static PyObject* watched_value(PyObject* g, PyObject* key) {
+    static PyObject* beta1 = PyUnicode_InternFromString("beta1");
+    if (key == beta1) {
+        PyObject* betas = PyDict_GetItemWithError(g, names.betas);
+        return betas && PyTuple_Check(betas) && PyTuple_GET_SIZE(betas) >= 1 ? PyTuple_GET_ITEM(betas, 0) : nullptr;
+    }
+    return PyDict_GetItemWithError(g, key);
+}
+
+void GroupWatch::take(PyObject* groups) {
+    clear();
+    if (!PyList_Check(groups)) return;
+    Py_INCREF(groups);
+    list_ = groups;
+    n_ = PyList_GET_SIZE(groups);
+    const std::size_t n = static_cast<std::size_t>(n_);
+    // The dicts and the watched values themselves are held, so none of them can be freed and another
+    // object made at its address while this watch compares addresses.
+    held_.reserve(n * (1 + keys_.size()));
+    entries_.assign(n, group_memo{});
+    for (std::size_t i = 0; i < n; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, static_cast<Py_ssize_t>(i));
+        Py_INCREF(g);
+        held_.push_back(g);
+        for (PyObject* k : keys_) {
+            PyObject* v = PyDict_Check(g) ? watched_value(g, k) : nullptr;
+            PyErr_Clear();
+            Py_XINCREF(v);
+            held_.push_back(v);
+        }
+#if FASTLR_GROUP_MEMO
+        if (group_memo_enabled && PyDict_CheckExact(g)) memo_stamp(entries_[i], g);
+#endif
+    }
+}
+
+bool GroupWatch::unchanged(PyObject* groups) const {
+    if (groups != list_ || !list_ || PyList_GET_SIZE(groups) != n_) return false;
+    const std::size_t stride = 1 + keys_.size();
+    for (Py_ssize_t i = 0; i < n_; ++i) {
+        PyObject* g = PyList_GET_ITEM(groups, i);
+        const std::size_t si = static_cast<std::size_t>(i);
+        if (g != held_[si * stride]) return false;
+#if FASTLR_GROUP_MEMO
+        // No key of the dict assigned since: its values are the ones held (one load per group).
+        if (entries_[si].dict == g && memo_fresh(entries_[si], g)) continue;
+#endif
+        if (!PyDict_Check(g)) return false;
+        for (std::size_t k = 0; k < keys_.size(); ++k) {
+            PyObject* v = watched_value(g, keys_[k]);
+            PyErr_Clear();
+            if (v != held_[si * stride + 1 + k]) return false;
+        }
+    }
+    return true;
 }
 
 bool set_group_memo(bool wanted) {

@@ -787,6 +787,23 @@ void register_scheduler(py::module_& m) {
         },
         py::arg("enabled") = py::none(),
         "Whether the group memo is on (tests; `enabled` switches it). Off: every step looks the keys up.");
+    py::class_<GroupWatch>(m, "GroupWatch",
+                           "Whether an optimizer's param groups still hold the objects they held when "
+                           "watched (capturable mode's per-step staleness check).")
+        .def(py::init([](py::list groups, std::vector<std::string> keys) {
+                 std::vector<PyObject*> ks;
+                 for (const auto& k : keys) {
+                     PyObject* o = PyUnicode_InternFromString(k.c_str());
+                     if (!o) throw py::error_already_set();
+                     ks.push_back(o);  // interned strings live as long as the interpreter here
+                 }
+                 return new GroupWatch(groups.ptr(), std::move(ks));
+             }),
+             py::arg("groups"), py::arg("keys"))
+        .def("take", [](GroupWatch& w, py::object groups) { w.take(groups.ptr()); }, py::arg("groups"),
+             "Watch `groups` as they are now.")
+        .def("unchanged", [](const GroupWatch& w, py::object groups) { return w.unchanged(groups.ptr()); },
+             py::arg("groups"), "Same list, same dicts, same objects under the keys since the last take().");
     m.def(
         "_dict_stamp", [](py::object d) -> py::object {
             std::uint64_t v = 0;

@@ -268,6 +268,28 @@ inline void memo_stamp(group_memo& e, PyObject* g) {
 }
 #endif
 
+/// Whether an optimizer's param groups still hold what they held when it was taken: the same list
+/// object and length, the same group dicts, and under each watched key the same object (capturable
+/// mode's check, on every step, that its packed view is not stale). A group dict with no key assigned
+/// since is known unchanged from its stamp (one load); others are looked up.
+class GroupWatch {
+  public:
+    GroupWatch(PyObject* groups, std::vector<PyObject*> keys);
+    ~GroupWatch();
+    GroupWatch(const GroupWatch&) = delete;
+    GroupWatch& operator=(const GroupWatch&) = delete;
+    void take(PyObject* groups);  // watch `groups` as they are now
+    bool unchanged(PyObject* groups) const;
+
+  private:
+    void clear();
+    std::vector<PyObject*> keys_;   // interned keys (immortal or held by the module)
+    PyObject* list_ = nullptr;      // owned
+    Py_ssize_t n_ = 0;
+    std::vector<PyObject*> held_;   // per group: the dict, then each key's value (owned; may be null)
+    std::vector<group_memo> entries_;
+};
+
 /// The stamp memo_fresh compares for dict `d` (watching it first where needed), or false where the
 /// memo cannot follow it. For tests (_core._dict_stamp).
 bool dict_stamp(PyObject* d, std::uint64_t& out);

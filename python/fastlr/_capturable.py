@@ -24,6 +24,7 @@ the device counter, so :meth:`state_dict` and ``get_last_lr()`` read the device 
 from __future__ import annotations
 
 import struct
+import weakref
 from typing import Any
 
 import torch
@@ -168,13 +169,48 @@ def _element_addresses(packed: _tensor_lrs.Packed, n: int, what: str) -> tuple[l
     return out, devices.pop()
 
 
-class Capture:
-    """The device side of one capturable scheduler: its counter, programs and destinations."""
+def _refuse_inside_capture(device: torch.device) -> None:
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        raise CapturableError(
+            "the optimizer's param groups changed (optimizer.load_state_dict, add_param_group, or a group's "
+            "lr/momentum replaced) since this capturable scheduler packed them, and a CUDA graph is being "
+            "captured: step the scheduler once outside of capture after such a change, then capture again "
+            "(a graph captured before the change writes the tensors the optimizer no longer reads)"
+        )
 
-    def __init__(self, sched: Any) -> None:
+
+class Capture:
+    """The device side of one capturable scheduler: its counter, programs and destinations.
+
+    The destinations are the addresses of the groups' packed tensors. Whatever replaces those tensors
+    (``optimizer.load_state_dict``, which every trainer's resume calls; ``add_param_group``; assigning
+    ``group["lr"]``; a new ``param_groups`` list) is noticed on the next ``step()`` by a
+    :class:`fastlr._core.GroupWatch` (one load per group while no group dict was assigned to), and the
+    groups are packed again before anything is written. A graph captured before such a change still
+    writes the old tensors when replayed: capture it again (see `_refuse_inside_capture`).
+    """
+
+    def __init__(
+        self,
+        sched: Any,
+        counter: torch.Tensor | None = None,
+        forms: tuple[list[S.Schedule], list[S.Schedule] | None] | None = None,
+    ) -> None:
         opt = sched.optimizer
         n = len(opt.param_groups)
-        lrs, momentum = closed_form_schedules(sched)
+        # The closed forms are taken once, when the scheduler enters capturable mode (SWALR anneals from
+        # the lrs of that moment, as torch's recurrence does); packing again after the groups' tensors
+        # were replaced keeps them (`forms`), unless groups were added.
+        if forms is not None and len(forms[0]) == n:
+            lrs, momentum = forms
+        else:
+            lrs, momentum = closed_form_schedules(sched)
+            if forms is not None and len(forms[0]) < n:  # groups added: theirs are new, the others kept
+                k = len(forms[0])
+                lrs = forms[0] + lrs[k:]
+                if momentum is not None and forms[1] is not None:
+                    momentum = forms[1] + momentum[k:]
+        self.forms = (lrs, momentum)
         packed = _tensor_lrs.pack_groups(opt, "lr")
         if packed is None:
             raise CapturableError(
@@ -208,7 +244,12 @@ class Capture:
         self.dsts = [dsts[k] for k in keep]
         self.kept = keep  # indices into groups (then momentum groups, offset by n) of the programs run
         self.device = device
-        self.counter = torch.tensor(int(sched.last_epoch), dtype=torch.int64, device=device)
+        if counter is not None and counter.device == device:
+            self.counter = counter  # the same tensor: graphs and the host keep reading it
+        else:
+            self.counter = torch.tensor(int(sched.last_epoch), dtype=torch.int64, device=device)
+        self._sched = weakref.ref(sched)
+        self.watch = _core.GroupWatch(opt.param_groups, ["lr"] + ([self.momentum_key] if self.momentum_key else []))
         self._cuda_arrays: tuple[torch.Tensor, ...] | None = None
         self._torch_ops: _torch_programs.TorchPrograms | None = None
         if FORCE_TORCH_OPS or (device.type == "cuda" and _cuda is None) or device.type not in ("cpu", "cuda"):
@@ -248,8 +289,17 @@ class Capture:
 
         return dev(b"".join(nodes)), dev(b"".join(children)), dev(b"".join(params)), dev(bytes(entries))
 
+    def ensure_current(self) -> None:
+        """Pack the groups again if what they hold was replaced since (see the class docstring)."""
+        sched = self._sched()
+        if sched is None or self.watch.unchanged(sched.optimizer.param_groups):
+            return
+        _refuse_inside_capture(self.device)
+        self.__init__(sched, counter=self.counter, forms=self.forms)  # type: ignore[misc]
+
     def run(self, increment: int) -> None:
         """Enqueue one step: every program at counter + increment, then counter += increment."""
+        self.ensure_current()
         if self._torch_ops is not None:
             self._torch_ops.run(self.counter, increment)
         elif self._cuda_arrays is not None:
@@ -311,6 +361,7 @@ class PlateauCapture:
         self.num_bad = torch.tensor(int(sched.num_bad_epochs), dtype=torch.int64, device=device)
         self.cooldown_counter = torch.tensor(int(sched.cooldown_counter), dtype=torch.int64, device=device)
         self.epoch = torch.tensor(int(sched.last_epoch), dtype=torch.int64, device=device)
+        self.watch = _core.GroupWatch(opt.param_groups, ["lr"])
         self.min_lrs = [
             torch.tensor([float(sched.min_lrs[i]) for i, _ in b.members], dtype=torch.float64, device=device)
             for b in packed.buffers
@@ -323,7 +374,27 @@ class PlateauCapture:
             )
         self.dirty = True
 
+    def ensure_current(self, sched: Any) -> None:
+        """Pack the groups again if their lr tensors were replaced (the device state is kept)."""
+        opt = sched.optimizer
+        if self.watch.unchanged(opt.param_groups):
+            return
+        _refuse_inside_capture(self.device)
+        packed = _tensor_lrs.pack_groups(opt, "lr")
+        if packed is None:
+            raise CapturableError("capturable=True needs tensor learning rates (lr=torch.tensor(...))")
+        _, device = _element_addresses(packed, len(opt.param_groups), "lr")
+        if device != self.device or packed.aliased:
+            raise CapturableError("capturable ReduceLROnPlateau: the groups' new lr tensors are on another device or shared")
+        self.packed = packed
+        self.min_lrs = [
+            torch.tensor([float(sched.min_lrs[i]) for i, _ in b.members], dtype=torch.float64, device=device)
+            for b in packed.buffers
+        ]
+        self.watch.take(opt.param_groups)
+
     def step(self, sched: Any, metrics: Any) -> None:
+        self.ensure_current(sched)
         with torch.no_grad():
             m = metrics.detach().to(self.device, torch.float64) if isinstance(metrics, torch.Tensor) else torch.tensor(
                 float(metrics), dtype=torch.float64, device=self.device

@@ -69,7 +69,7 @@ class Buffer:
 
     __slots__ = ("data", "shadow", "members", "owner", "__weakref__")
 
-    def __init__(self, members: list[tuple[int, torch.Tensor]], owner: Any) -> None:
+    def __init__(self, members: list[tuple[int, torch.Tensor]], owner: Any = None) -> None:
         self.members = members  # (first group holding the tensor, the tensor), one per element
         self.owner = weakref.ref(owner) if owner is not None else None
         with torch.no_grad():
