@@ -288,3 +288,23 @@ def test_plateau_resume_through_optimizer_load_state_dict():
         a.step(torch.tensor(m, dtype=torch.float64))
         b.step(torch.tensor(m, dtype=torch.float64))
         assert [g["lr"].item() for g in o_a.param_groups] == [g["lr"].item() for g in o_b.param_groups]
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+def test_onecycle_continues_its_last_phase_at_total_steps(strategy, three_phase):
+    """torch's OneCycleLR steps once more at last_epoch == total_steps (pct > 1 in its last phase): the
+    cosine goes on, the line goes on (below the final lr). Capturable mode used to clamp there."""
+    kw = dict(max_lr=0.1, total_steps=20, anneal_strategy=strategy, three_phase=three_phase)
+    o_ref, o_cap = make(tensor=False), make()
+    ref = _tls.OneCycleLR(o_ref, **kw)
+    cap = F.OneCycleLR(o_cap, capturable=True, max_momentum=M, base_momentum=B, **kw)
+    ref_m = _tls.OneCycleLR(make(tensor=False), max_momentum=0.95, base_momentum=0.85, **kw)
+    for k in range(20):
+        ref.step()
+        ref_m.step()
+        cap.step()
+        for g_ref, g_m, g_cap in zip(o_ref.param_groups, ref_m.optimizer.param_groups, o_cap.param_groups):
+            assert rel(g_cap["lr"], g_ref["lr"]) <= 1e-12, (k, g_cap["lr"], g_ref["lr"])
+            assert rel(g_cap["momentum"], g_m["momentum"]) <= 1e-12
+    assert ref.last_epoch == 20 == ref.total_steps

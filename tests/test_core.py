@@ -152,7 +152,7 @@ CONST, LINEAR, COSINE, JOIN, PRODUCT, SCALE, PLATEAU, NOISE = 1, 2, 3, 16, 17, 1
 
 
 def test_program_evaluates_a_join():
-    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0], []), (COSINE, [1.0, 0.0, 90.0, 1.0, 0.5, 0.0], []), (JOIN, [10.0], [0, 1])])
+    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0, 0.0], []), (COSINE, [1.0, 0.0, 90.0, 1.0, 0.5, 0.0], []), (JOIN, [10.0], [0, 1])])
     assert len(p) == 3 and p(0) == 0.0 and p(5) == 0.5 and p(10) == 1.0 and p(100) == 0.0
     t = p.table(200)
     assert np.array_equal(t, p.at(np.arange(200.0))) and np.array_equal(t[:3], [p(0), p(1), p(2)])
@@ -168,7 +168,8 @@ def test_program_evaluates_a_join():
         ([(CONST, [1.0, 2.0], [])], "expects 1 parameters"),
         ([(CONST, [math.nan], [])], "finite"),
         ([(CONST, [math.inf], [])], "finite"),
-        ([(LINEAR, [0.0, 1.0, -1.0], [])], "steps must be >= 0"),
+        ([(LINEAR, [0.0, 1.0, -1.0, 0.0], [])], "steps must be >= 0"),
+        ([(LINEAR, [0.0, 1.0, 1.0, 0.5], [])], "extrapolate must be 0 or 1"),
         ([(CONST, [1.0], []), (SCALE, [2.0], [1])], "precede"),
         ([(CONST, [1.0], []), (PRODUCT, [], [0, 0])], "more than one parent"),
         ([(CONST, [1.0], []), (CONST, [1.0], [])], "not reachable"),
@@ -219,15 +220,15 @@ def test_program_steps_and_plateau_writes():
 
 
 def test_program_buffers_layout():
-    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])])
+    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0, 0.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])])
     nodes, children, params = p.buffers()
     assert len(nodes) == 3 * 24
     recs = [struct.unpack("<6I", nodes[i : i + 24]) for i in range(0, len(nodes), 24)]
     # {op, first_param, n_params, first_child, n_children, reserved}
-    assert recs == [(LINEAR, 0, 3, 0, 0, 0), (CONST, 3, 1, 0, 0, 0), (PRODUCT, 4, 0, 0, 2, 0)]
+    assert recs == [(LINEAR, 0, 4, 0, 0, 0), (CONST, 4, 1, 0, 0, 0), (PRODUCT, 5, 0, 0, 2, 0)]
     assert struct.unpack("<2I", children) == (0, 1)
-    assert struct.unpack("<4d", params) == (0.0, 1.0, 10.0, 2.0)
-    assert p.nodes == [(LINEAR, [0.0, 1.0, 10.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])]
+    assert struct.unpack("<5d", params) == (0.0, 1.0, 10.0, 0.0, 2.0)
+    assert p.nodes == [(LINEAR, [0.0, 1.0, 10.0, 0.0], []), (CONST, [2.0], []), (PRODUCT, [], [0, 1])]
 
 
 def test_program_table_releases_the_gil():

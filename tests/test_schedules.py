@@ -687,3 +687,30 @@ def test_public_names():
     for name in S.__all__:
         obj = getattr(S, name)
         assert obj.__doc__, name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.floats(-10, 10),
+    b=st.floats(-10, 10),
+    n=st.integers(1, 1000),
+    t=st.floats(0, 5000),
+)
+def test_linear_extrapolate_is_the_line_everywhere(a, b, n, t):
+    """linear(..., extrapolate=True): the same line past `steps`, in the same rounding as before it
+    (``a + (b - a) * (t / n)``, numpy as the reference); without it, `b` from `steps` on."""
+    s = S.linear(a, b, n, extrapolate=True)
+    want = np.float64(a) + (np.float64(b) - np.float64(a)) * (np.float64(t) / np.float64(n))
+    assert s(t) == want
+    assert s.at(np.array([t]))[0] == want
+    clamped = S.linear(a, b, n)
+    assert clamped(t) == (want if t < n else b)
+    assert s.horizon is None and clamped.horizon == n
+    assert S.from_dict(s.to_dict()) == s and S.from_dict(clamped.to_dict()) == clamped
+
+
+def test_linear_dicts_saved_before_extrapolate_still_load():
+    d = S.linear(1.0, 0.5, 10).to_dict()
+    d.pop("extrapolate", None)
+    assert S.from_dict(d) == S.linear(1.0, 0.5, 10)
+    assert S.linear(1.0, 0.5, 0, extrapolate=True)(5) == 0.5  # no line without steps

@@ -22,6 +22,7 @@ STEPS = list(range(0, 130)) + [199, 200, 201, 999, 1000, 1001, 4095, 12345, 10**
 SCHEDULES: dict[str, Any] = {
     "constant": S.constant(0.3),
     "linear": S.linear(0.1, 1.0, 97),
+    "linear_extrapolated": S.linear(0.1, 1.0, 97, extrapolate=True),
     "cosine": S.cosine(1.0, 1000, end_value=1e-3),
     "cosine_zero_end_long": S.cosine(0.1, 10**6),
     "cosine_extrapolate": S.cosine(1.0, 77, end_value=0.1, extrapolate=True),

@@ -61,6 +61,13 @@ def _anneal(start: float, end: float, steps: float, cosine: bool) -> S.Schedule:
     return S.cosine(start, steps, end_value=end) if cosine else S.linear(start, end, steps)
 
 
+def _anneal_past_end(start: float, end: float, steps: float, cosine: bool) -> S.Schedule:
+    """`_anneal` continued past `steps`, as torch's OneCycleLR does at its last step (pct > 1)."""
+    if cosine:
+        return S.cosine(start, steps, end_value=end, extrapolate=True)
+    return S.linear(start, end, steps, extrapolate=True)
+
+
 def closed_form_schedules(sched: Any) -> tuple[list[S.Schedule], list[S.Schedule] | None]:
     """The closed form of `sched` (a fastlr drop-in scheduler) as one absolute schedule per group,
     and per-group momentum/beta1 schedules where the class cycles them (else None)."""
@@ -132,7 +139,12 @@ def closed_form_schedules(sched: Any) -> tuple[list[S.Schedule], list[S.Schedule
                     a, b = _f(g[ph[keys[0]]], keys[0]), _f(g[ph[keys[1]]], keys[1])
                     if end - start <= 0:
                         raise CapturableError("OneCycleLR with an empty phase has no closed form")
-                    pieces.append(_anneal(a, b, end - start, cosine))
+                    if i == len(phases) - 1:
+                        # torch steps once past the last phase's end (last_epoch == total_steps, whose
+                        # end_step is total_steps - 1) and continues its anneal there: pct > 1.
+                        pieces.append(_anneal_past_end(a, b, end - start, cosine))
+                    else:
+                        pieces.append(_anneal(a, b, end - start, cosine))
                     if i:
                         bounds.append(start)
                     start = end

@@ -99,8 +99,9 @@ def _constant(p: Tensor, t: Tensor) -> Tensor:
 
 
 def _linear(p: Tensor, t: Tensor) -> Tensor:
-    init, end, T = _col(p, 0), _col(p, 1), _col(p, 2)
-    return torch.where(t < T, init + (end - init) * (t / T), end)
+    init, end, T, extrapolate = _col(p, 0), _col(p, 1), _col(p, 2), _col(p, 3)
+    on_line = (t < T) | ((extrapolate != 0.0) & (T > 0.0))
+    return torch.where(on_line, init + (end - init) * (t / T), end)
 
 
 def _cosine(p: Tensor, t: Tensor) -> Tensor:

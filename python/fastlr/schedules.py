@@ -436,36 +436,42 @@ def constant(value: float = 1.0) -> Schedule:
 
 class _Linear(Schedule):
     kind = "linear"
-    _fields = ("init_value", "end_value", "steps")
+    _fields = ("init_value", "end_value", "steps", "extrapolate")
+    _defaults = {"extrapolate": False}
 
-    def __init__(self, init_value: float, end_value: float, steps: Number) -> None:
+    def __init__(self, init_value: float, end_value: float, steps: Number, extrapolate: bool = False) -> None:
         self._set(
             init_value=_real("init_value", init_value),
             end_value=_real("end_value", end_value),
             steps=_steps("steps", steps),
+            extrapolate=_flag("extrapolate", extrapolate),
         )
         self._compile()
 
     def _emit(self, b: _Builder) -> int:
-        return b.add("linear", [self.init_value, self.end_value, self.steps])
+        return b.add("linear", [self.init_value, self.end_value, self.steps, float(self.extrapolate)])
 
     @property
-    def horizon(self) -> Number:
-        return self.steps
+    def horizon(self) -> Number | None:
+        return None if self.extrapolate and self.steps > 0 else self.steps
 
 
-def linear(init_value: float, end_value: float, steps: Number) -> Schedule:
+def linear(init_value: float, end_value: float, steps: Number, *, extrapolate: bool = False) -> Schedule:
     """Linear interpolation from ``init_value`` to ``end_value`` over ``steps`` steps, then constant.
 
-    ``v(t) = init + (end - init) * t / steps`` for ``t < steps``, else ``end`` (exactly). With
+    ``v(t) = init + (end - init) * (t / steps)`` for ``t < steps``, else ``end`` (exactly). With
     ``steps == 0`` the value is ``end`` from step 0 (optax's ``linear_schedule``; torch's
-    ``LinearLR`` as factors).
+    ``LinearLR`` as factors). With ``extrapolate=True`` the line goes on past ``steps`` (fvcore's
+    ``LinearParamScheduler`` past its end; torch's ``OneCycleLR`` linear anneal at its last step), and
+    the schedule has no horizon.
 
     >>> s = linear(0.0, 1.0, steps=100)
     >>> s(0), s(25), s(100), s(1000)
     (0.0, 0.25, 1.0, 1.0)
+    >>> linear(1.0, 0.5, steps=10, extrapolate=True)(20)
+    0.0
     """
-    return _Linear(init_value, end_value, steps)
+    return _Linear(init_value, end_value, steps, extrapolate)
 
 
 class _Cosine(Schedule):
@@ -1566,7 +1572,7 @@ class _Warmup(Schedule):
     def _ramp(self) -> tuple[str, list[float]]:
         w, st, pk = self.steps, self.start_value, self.peak_value
         if self.warmup_kind == "linear":
-            return "linear", [st, pk, w]
+            return "linear", [st, pk, w, 0.0]
         if self.warmup_kind == "constant":
             return "constant", [st]
         if self.warmup_kind == "cosine":

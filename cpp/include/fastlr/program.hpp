@@ -47,7 +47,7 @@ inline constexpr std::uint32_t max_nodes = 64;
 /// Node kinds. The numbers are part of the serialised program format (and of python/fastlr/schedules.py).
 enum class op : std::uint32_t {
     constant = 1,            ///< [value]
-    linear = 2,              ///< [init, end, T]
+    linear = 2,              ///< [init, end, T, extrapolate]
     cosine = 3,              ///< [init, end, T, k_decay, cycles, mode (0 clamp, 1 extrapolate, 2 restarts)]
     polynomial = 4,          ///< [init, end, T, power]
     exponential = 5,         ///< [init, rate, T, staircase, end, has_end]

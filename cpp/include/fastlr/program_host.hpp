@@ -83,6 +83,7 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
         case op::offset: return {};
         case op::linear:
             if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
+            if (!flag(p[3])) return bad(k, "extrapolate", "0 or 1", p[3]);
             return {};
         case op::cosine:
             if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);

@@ -23,7 +23,7 @@ namespace shape {
 /// Parameter counts, checked by program validation. Variable-length shapes give a formula there.
 enum : std::uint32_t {
     n_constant = 1,
-    n_linear = 3,
+    n_linear = 4,
     n_cosine = 6,
     n_polynomial = 4,
     n_exponential = 6,
@@ -40,11 +40,13 @@ enum : std::uint32_t {
 /// constant: [value]
 FASTLR_HD inline double constant(const double* p, double) { return p[0]; }
 
-/// linear: [init, end, T]      v = init + (end - init) * t / T for t < T, else end
-/// (optax.linear_schedule; torch LinearLR's closed form with init = base * start_factor).
+/// linear: [init, end, T, extrapolate]   v = init + (end - init) * (t / T) for t < T, else end; with
+/// extrapolate (and T > 0) the line goes on past T (fvcore's LinearParamScheduler past its end, torch
+/// OneCycleLR's linear anneal at pct > 1). (optax.linear_schedule; torch LinearLR's closed form with
+/// init = base * start_factor; torch OneCycleLR's `(end - start) * pct + start`, the same rounding.)
 FASTLR_HD inline double linear(const double* p, double t) {
     const double init = p[0], end = p[1], T = p[2];
-    return t < T ? init + (end - init) * (t / T) : end;
+    return t < T || (p[3] != 0.0 && T > 0.0) ? init + (end - init) * (t / T) : end;
 }
 
 /// cosine: [init, end, T, k_decay, cycles, mode]
