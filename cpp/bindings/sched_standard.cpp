@@ -495,7 +495,14 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         if (!packed_any) return fast::fallback;
         tensors = true;
     }
-    if (tensors && !tensor_groups_ok(eng, f)) return fast::fallback;
+    if (tensors && !tensor_groups_ok(eng, f)) {
+        // A group's lr tensor was replaced since the groups were packed (optimizer.load_state_dict puts
+        // the loaded tensors in): pack again, before any lambda runs (else every later step was torch's).
+        bool packed_any = false;
+        const fast r = pack(eng, f, false, false, packed_any);
+        if (r != fast::handled) return r;
+        if (!packed_any || !tensor_groups_ok(eng, f)) return fast::fallback;
+    }
     ref base_list;
     if (!multiplicative) {
         if (!gather_list(eng, d, names.base_lrs, n, x)) return fast::fallback;

@@ -23,6 +23,7 @@ tensors, so they too keep their identity and ``torch.compile`` does not recompil
 
 from __future__ import annotations
 
+import struct
 import weakref
 from typing import Any
 
@@ -384,3 +385,73 @@ def device_apply(
         DeviceExecutor.apply(buf, op, a, b, xd, yd)
     with torch.no_grad():
         snap.copy_(data)
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact resume of float32 lrs: the float64 value behind each packed float32 lr travels in the
+# scheduler's state_dict (key `_fastlr_lr64`), and is put back behind the same float32 value on load.
+
+STATE_KEY = "_fastlr_lr64"
+
+
+def exact_values(optimizer: torch.optim.Optimizer) -> list[float | None] | None:
+    """Per group, the float64 value the engine continues from behind a packed float32 lr (None where
+    the lr is not such a tensor, or was written since by something else); None when no group holds a
+    packed float32 lr."""
+    packed = optimizer.__dict__.get("_fastlr_packed", {}).get("lr")
+    if packed is None or not any(b.shadow is not None for b in packed.buffers):
+        return None
+    groups = optimizer.param_groups
+    if not packed.covers(groups):
+        return None
+    out: list[float | None] = [None] * len(groups)
+    for i, slot in enumerate(packed.slots):
+        if slot is None:
+            continue
+        buf = packed.buffers[slot[0]]
+        if buf.shadow is None:
+            continue
+        v64 = float(buf.shadow[slot[1]])
+        if _f32(v64) == float(buf.data[slot[1]]):
+            out[i] = v64
+    return out
+
+
+def restore_exact_values(optimizer: torch.optim.Optimizer, values: Any) -> None:
+    """Put `values` (from `exact_values`) back behind the groups' float32 lrs, where each float32 lr is
+    still the rounding of its saved value. Also once more right after the optimizer's next
+    ``load_state_dict`` (which puts new lr tensors in the groups), whichever of the two is loaded first."""
+    if not isinstance(values, list):
+        return
+    _apply_exact_values(optimizer, values)
+    optimizer.__dict__["_fastlr_lr64_pending"] = values
+    if not optimizer.__dict__.get("_fastlr_lr64_hooked"):
+        optimizer.register_load_state_dict_post_hook(_after_optimizer_load)
+        optimizer.__dict__["_fastlr_lr64_hooked"] = True
+
+
+def _after_optimizer_load(optimizer: torch.optim.Optimizer) -> None:
+    values = optimizer.__dict__.pop("_fastlr_lr64_pending", None)
+    if values is not None:
+        _apply_exact_values(optimizer, values)
+
+
+def _apply_exact_values(optimizer: torch.optim.Optimizer, values: list[Any]) -> None:
+    groups = optimizer.param_groups
+    if len(values) != len(groups):
+        return
+    packed = pack_groups(optimizer, "lr")
+    if packed is None:
+        return
+    with torch.no_grad():
+        for i, slot in enumerate(packed.slots):
+            v = values[i]
+            if slot is None or not isinstance(v, float):
+                continue
+            buf = packed.buffers[slot[0]]
+            if buf.shadow is not None and _f32(v) == float(buf.data[slot[1]]):
+                buf.shadow[slot[1]] = v
+
+
+def _f32(x: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", x))[0]

@@ -255,13 +255,24 @@ class LRScheduler(_tls.LRScheduler):
         In capturable mode this reads the device state first (a synchronisation)."""
         self._fastlr_sync_capture()
         self._last_lr  # noqa: B018 - materialise a pending `_last_lr` into __dict__
-        return super().state_dict()
+        sd = super().state_dict()
+        # float32 tensor lrs: the float64 values the engine continues from (see _tensor_lrs.exact_values),
+        # so that a resumed run is the uninterrupted one bit for bit. torch's load_state_dict accepts the
+        # extra key (it becomes an attribute there).
+        reads = type(self)._fastlr_reads_lr and _capture_of(self) is None
+        lr64 = _tensor_lrs.exact_values(self.optimizer) if reads else None
+        if lr64 is not None:
+            sd[_tensor_lrs.STATE_KEY] = lr64
+        return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the scheduler's state (torch's state dicts and fastlr's are the same). In capturable
         mode the device counters are set from it."""
         eng = _engine_of(self)
         super().load_state_dict(state_dict)
+        lr64 = self.__dict__.pop(_tensor_lrs.STATE_KEY, None)
+        if lr64 is not None:
+            _tensor_lrs.restore_exact_values(self.optimizer, lr64)
         if eng is not None and eng.last_lr_stale:
             eng.clear_last_lr()
         cap = _capture_of(self)
@@ -271,6 +282,12 @@ class LRScheduler(_tls.LRScheduler):
             else:
                 cap.counter.fill_(int(self.last_epoch))
             cap.dirty = True
+
+    # Whether the class's step continues from the groups' current lrs (a chainable recurrence), so that
+    # with float32 tensor lrs its state_dict carries the float64 values behind them (`_fastlr_lr64`).
+    # Classes that compute from base lrs or read torch's float(lr) of the element (ReduceLROnPlateau)
+    # do not need them, and their state dicts stay exactly torch's.
+    _fastlr_reads_lr: bool = True
 
     # How seek() moves this class (see `seek`): "replay" (chainable recurrences replayed in C++),
     # "closed" (get_lr is a closed form of the counters: O(1)), "warm_restarts", "steps" (step() run
@@ -454,6 +471,7 @@ class LambdaLR(LRScheduler, _tls.LambdaLR):
     ``last_epoch``); the multiplication and the writes into ``param_groups`` are done in C++.
     """
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_LAMBDA
     _fastlr_seek = "closed"
 
@@ -531,6 +549,7 @@ class CyclicLR(LRScheduler, _tls.CyclicLR):
     The built-in modes run in the engine; a custom ``scale_fn`` is called by torch's code.
     """
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_CYCLIC
     _fastlr_seek = "closed"
     _fastlr_hooks = (*_STANDARD_HOOKS, "scale_fn")
@@ -540,6 +559,7 @@ class OneCycleLR(LRScheduler, _tls.OneCycleLR):
     """The 1cycle policy (two or three phases, cosine or linear annealing, momentum or beta1 cycled
     inversely); see :class:`torch.optim.lr_scheduler.OneCycleLR`."""
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_ONE_CYCLE
     _fastlr_seek = "closed"
     _fastlr_hooks = (*_STANDARD_HOOKS, "_anneal_func", "_annealing_cos", "_annealing_linear")
@@ -549,6 +569,7 @@ class CosineAnnealingWarmRestarts(LRScheduler, _tls.CosineAnnealingWarmRestarts)
     """SGDR: cosine annealing with warm restarts every ``T_0 * T_mult**i`` steps, including
     fractional ``step(epoch)``; see :class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`."""
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_WARM_RESTARTS
     _fastlr_seek = "warm_restarts"
     _fastlr_hooks = ("get_lr",)
@@ -558,6 +579,7 @@ class ReduceLROnPlateau(LRScheduler, _tls.ReduceLROnPlateau):
     """Reduces each group's lr by ``factor`` when a metric stops improving; see
     :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`."""
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_PLATEAU
     _fastlr_seek = None
     _fastlr_hooks = ("_reduce_lr", "_is_better", "in_cooldown")
@@ -567,6 +589,7 @@ class SequentialLR(LRScheduler, _tls.SequentialLR):
     """Runs member schedulers one after another, switching at ``milestones``; see
     :class:`torch.optim.lr_scheduler.SequentialLR`. Members may be fastlr's or torch's classes."""
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_SEQUENTIAL
     _fastlr_seek = "forward"
     _fastlr_hooks = ()
@@ -576,6 +599,7 @@ class ChainedScheduler(LRScheduler, _tls.ChainedScheduler):
     """Steps several schedulers on one optimizer at every step, composing their effects; see
     :class:`torch.optim.lr_scheduler.ChainedScheduler`. Members may be fastlr's or torch's classes."""
 
+    _fastlr_reads_lr = False
     _fastlr_kind = _KIND_CHAINED
     _fastlr_seek = None  # no step counter of its own: seek its members, or step it
     _fastlr_hooks = ()
