@@ -174,3 +174,73 @@ def test_resume_through_torch_save(name: str, kind: str, order: str):
 @pytest.mark.parametrize("name", CAPTURABLE)
 def test_resume_capturable_through_torch_save(name: str, kind: str):
     run(name, kind, True, save_torch, restore_opt_first)
+
+
+# ------------------------------------------------------------------------------------------------
+# torch.distributed.checkpoint: a model, get_state_dict / set_state_dict, and the scheduler's state
+# beside them in one checkpoint (as torchtitan and Accelerate's FSDP paths save it), in one process.
+
+
+def _model_opt(kind: str) -> tuple[Any, Any]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    lrs = [0.1, 0.037, 0.0123]
+    groups = [{"params": list(m.parameters()), "lr": _tensor(lr, kind)} for m, lr in zip(model, lrs)]
+    return model, torch.optim.SGD(groups, momentum=_tensor(0.9, kind) if kind != "float" else 0.9)
+
+
+def _dcp_build(name: str, kind: str, capturable: bool) -> tuple[Any, Any, Any]:
+    model, opt = _model_opt(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = CLASSES[name](_Capturable(F) if capturable else F, opt, kind)
+    return model, opt, s
+
+
+def _train_step(model: Any, opt: Any) -> None:
+    opt.zero_grad()
+    model(torch.ones(2, 3)).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize(
+    ("kind", "capturable"), [("float", False), ("tensor64", False), ("tensor32", False), ("tensor64", True), ("tensor32", True)]
+)
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_resume_through_distributed_checkpoint(name: str, kind: str, capturable: bool, tmp_path: Any):
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    if capturable and name not in CAPTURABLE:
+        pytest.skip("no closed form on the device")
+    model_a, opt_a, a = _dcp_build(name, kind, capturable)
+    want = []
+    for k in range(K1 + K2):
+        _train_step(model_a, opt_a)
+        step(name, a, k)
+        want.append(observe(opt_a, a))
+
+    model_b, opt_b, b = _dcp_build(name, kind, capturable)
+    for k in range(K1):
+        _train_step(model_b, opt_b)
+        step(name, b, k)
+    msd, osd = get_state_dict(model_b, opt_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # single process: no process group
+        dcp.save({"model": msd, "optim": osd, "sched": b.state_dict()}, checkpoint_id=str(tmp_path))
+
+    model_c, opt_c, c = _dcp_build(name, kind, capturable)
+    for k in range(3):
+        _train_step(model_c, opt_c)
+        step(name, c, k)
+    msd, osd = get_state_dict(model_c, opt_c)
+    state = {"model": msd, "optim": osd, "sched": c.state_dict()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.load(state, checkpoint_id=str(tmp_path))
+    set_state_dict(model_c, opt_c, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    c.load_state_dict(state["sched"])
+    for k in range(K1, K1 + K2):
+        _train_step(model_c, opt_c)
+        step(name, c, k)
+        assert observe(opt_c, c) == want[k], f"step {k + 1}"
