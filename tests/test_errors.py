@@ -517,13 +517,9 @@ def test_odd_last_epoch_values(name, last_epoch):
     assert_same_state(s1, s2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a lambda that adds a param group mid-step: fastlr raises its own ValueError message "
-    "(and for LambdaLR writes no group, where torch writes the first n groups before zip(strict) raises)",
-)
 @pytest.mark.parametrize("name", ["LambdaLR", "MultiplicativeLR"])
 def test_lambda_adding_a_param_group_mid_step(name):
+    """torch's zip(strict=True) raises after writing the first groups; fastlr writes and raises alike."""
     def lam_for(opt):
         def lam(e):
             if e == 3 and len(opt.param_groups) == 3:

@@ -210,3 +210,95 @@ def test_capturable_refuses_what_it_cannot_express():
     F.StepLR(a, step_size=2).step()  # a packs the shared tensor
     with pytest.raises(CapturableError, match="another optimizer"):
         F.StepLR(b, step_size=2, capturable=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Lambdas that step again or change the lists torch zips (LambdaLR, MultiplicativeLR)
+
+
+def _lambdas_that(do: Any) -> Any:
+    def build(M: Any, o: Any) -> Any:
+        box: dict[str, Any] = {}
+
+        def lam(e: int) -> float:
+            do(box, e, o)
+            return 0.9**e
+
+        s = getattr(M, box.setdefault("cls", build.cls))(o, lr_lambda=[lam, lambda e: 0.8**e, lambda e: 0.7**e])
+        box["s"] = s
+        return s
+
+    return build
+
+
+def _twin(cls: str, kind: str, do: Any) -> Any:
+    build = _lambdas_that(do)
+    build.cls = cls  # type: ignore[attr-defined]
+    return Twin(build, lambda: make_opt(3, kind))
+
+
+LAMBDA_CLASSES = ["LambdaLR", "MultiplicativeLR"]
+KINDS = ["float", "tensor64"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", LAMBDA_CLASSES)
+def test_lambda_that_steps_the_scheduler_again(cls: str, kind: str):
+    """torch reads self.last_epoch at every lambda call: the lambdas after a re-entrant step() see
+    the epoch that step left (fastlr passed the epoch read before the lambdas ran)."""
+
+    def do(box: dict[str, Any], e: int, o: Any) -> None:
+        if e == 3 and not box.get("done"):
+            box["done"] = True
+            box["s"].step()
+
+    _twin(cls, kind, do).steps(6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", LAMBDA_CLASSES)
+def test_lambda_that_sets_last_epoch(cls: str, kind: str):
+    def do(box: dict[str, Any], e: int, o: Any) -> None:
+        if e == 2:
+            box["s"].last_epoch = 40
+
+    _twin(cls, kind, do).steps(4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", LAMBDA_CLASSES)
+def test_lambda_that_appends_to_lr_lambdas(cls: str, kind: str):
+    """torch: ValueError('zip() argument 2 is shorter than argument 1') from get_lr (fastlr raised its
+    own RuntimeError)."""
+
+    def do(box: dict[str, Any], e: int, o: Any) -> None:
+        if e == 2:
+            box["s"].lr_lambdas.append(lambda e: 1.0)
+
+    _twin(cls, kind, do).steps(4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("cls", LAMBDA_CLASSES)
+def test_lambda_that_pops_a_param_group(cls: str, kind: str):
+    """LambdaLR: torch writes the remaining groups, then zip(strict=True) raises; MultiplicativeLR: its
+    get_lr zip raises first."""
+
+    def do(box: dict[str, Any], e: int, o: Any) -> None:
+        if e == 2 and len(o.param_groups) == 3:
+            o.param_groups.pop()
+
+    _twin(cls, kind, do).steps(4)
+
+
+def test_lambda_on_tensor_lrs_after_a_group_got_a_float():
+    """A group's lr tensor replaced by a float: torch's product of the tensor base lr is a tensor, which
+    it assigns into that group. fastlr raised after the counters had moved (a half-done step)."""
+    tw = Twin(lambda M, o: M.LambdaLR(o, lr_lambda=lambda e: 0.9**e), lambda: make_opt(3, "tensor64"))
+    tw.steps(2)
+
+    def replace(s: Any, o: Any) -> None:
+        o.param_groups[1]["lr"] = 0.05
+
+    tw.do(replace, state=False)
+    tw.steps(3)

@@ -661,6 +661,7 @@ bool gather_list(Engine* eng, PyObject* d, PyObject* key, Py_ssize_t n, double* 
 }
 
 fast open_groups(PyObject* self, frame& f, Engine* eng) {
+    f.self = self;
     f.dict.reset(eng && eng->dict ? ref::incref(eng->dict) : PyObject_GenericGetDict(self, nullptr));
     if (!f.dict) {
         PyErr_Clear();

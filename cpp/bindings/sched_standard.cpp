@@ -507,49 +507,126 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     if (!multiplicative) {
         if (!gather_list(eng, d, names.base_lrs, n, x)) return fast::fallback;
         base_list.reset(ref::incref(PyDict_GetItem(d, names.base_lrs)));
+        // A group holding a Python float whose base lr is a tensor: torch's product is a tensor, which
+        // it assigns into the group (the group then holds a new tensor). torch's code does that step,
+        // decided before any lambda runs.
+        if (tensors && eng->tensor_operand) {
+            for (Py_ssize_t i = 0; i < n; ++i) {
+                PyObject* v = PyDict_GetItem(PyList_GET_ITEM(f.groups.get(), i), names.lr);
+                if (v && PyFloat_Check(v) && tensor_operand_at(eng, i, false)) return fast::fallback;
+            }
+        }
     }
     ref lambda_list(ref::incref(lambdas));
+    // The second list torch's get_lr zips with the lambdas (strict): base_lrs, or the groups.
+    PyObject* second = multiplicative ? f.groups.get() : base_list.get();
+    // With tensor lrs, each value's operand and lambda result are kept (owned) until the write: if the
+    // groups are no longer what the executor can write (a lambda changed them), the values are made
+    // with torch's own arithmetic from them, and written as torch writes them.
+    std::vector<std::pair<PyObject*, PyObject*>> kept;
+    struct release_kept {
+        std::vector<std::pair<PyObject*, PyObject*>>& k;
+        ~release_kept() {
+            for (auto& pr : k) {
+                Py_XDECREF(pr.first);
+                Py_XDECREF(pr.second);
+            }
+        }
+    } release{kept};
+    if (tensors) {
+        try {
+            kept.reserve(static_cast<std::size_t>(n));
+        } catch (const std::bad_alloc&) {
+            PyErr_NoMemory();
+            return fast::error;
+        }
+    }
 
     // torch: _step_count += 1, then last_epoch += 1 inside the get_lr context.
     if (f.sc_obj && PyDict_SetItem(d, names.step_count, f.sc_obj.get()) < 0) return fast::error;
     if (PyDict_SetItem(d, names.last_epoch, f.le_obj.get()) < 0) return fast::error;
     if (!set_within_step(d, Py_True)) return fast::error;
 
+    // The epoch each lambda gets: torch reads self.last_epoch at every call, and a lambda may step this
+    // scheduler again or set last_epoch. It is read again whenever the instance dict changed since.
+    ref epoch_obj(ref::incref(f.le_obj.get()));
+#if FASTLR_GROUP_MEMO
+    group_memo dict_stamp_entry;
+    if (group_memo_enabled) memo_stamp(dict_stamp_entry, d);
+    auto dict_unchanged = [&] { return dict_stamp_entry.dict == d && memo_fresh(dict_stamp_entry, d); };
+#else
+    auto dict_unchanged = [] { return false; };
+#endif
+    auto refresh_epoch = [&]() -> bool {
+        if (dict_unchanged()) return true;
+        PyObject* le = PyDict_GetItemWithError(d, names.last_epoch);
+        if (le && le == epoch_obj.get()) return true;
+        ref got(le ? ref::incref(le) : PyObject_GetAttr(f.self, names.last_epoch));
+        if (!got) return false;
+        epoch_obj.reset(got.release());
+#if FASTLR_GROUP_MEMO
+        if (group_memo_enabled) memo_stamp(dict_stamp_entry, d);
+#endif
+        return true;
+    };
+
     eng->busy = true;
     bool ok = true, exotic = false;
-    for (Py_ssize_t i = 0; i < n && ok; ++i) {
-        // Re-read per item, as torch's comprehension does: the callables may change things.
-        if (PyList_GET_SIZE(lambda_list.get()) <= i) {
-            PyErr_SetString(PyExc_RuntimeError, "lr_lambdas changed size during step()");
+    Py_ssize_t count = 0;  // values computed (torch's list of values): n unless the lists changed size
+    for (Py_ssize_t i = 0; ok; ++i) {
+        // zip(self.lr_lambdas, <second>, strict=True), read lazily as torch's comprehension reads it.
+        if (i >= PyList_GET_SIZE(lambda_list.get())) {
+            if (i < PyList_GET_SIZE(second)) {
+                PyErr_SetString(PyExc_ValueError, "zip() argument 2 is longer than argument 1");
+                ok = false;
+            }
+            count = i;
+            break;
+        }
+        if (i >= PyList_GET_SIZE(second)) {
+            PyErr_SetString(PyExc_ValueError, "zip() argument 2 is shorter than argument 1");
             ok = false;
             break;
         }
         ref fn(ref::incref(PyList_GET_ITEM(lambda_list.get(), i)));
         ref operand;  // group["lr"] (multiplicative) or base_lrs[i]
         if (multiplicative) {
-            PyObject* groups = f.groups.get();
-            PyObject* g = PyList_GET_SIZE(groups) > i ? PyList_GET_ITEM(groups, i) : nullptr;
-            PyObject* v = g ? memo_lr(memo, i, g) : nullptr;
-            if (!v) v = g && PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            PyObject* g = PyList_GET_ITEM(second, i);
+            PyObject* v = i < n ? memo_lr(memo, i, g) : nullptr;
             if (!v) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "param_groups changed during step()");
-                ok = false;
-                break;
+                // torch: group["lr"] (a KeyError, or a TypeError for a group that is not a dict)
+                v = PyObject_GetItem(g, names.lr);
+                if (!v) {
+                    ok = false;
+                    break;
+                }
+                operand.reset(v);
+            } else {
+                operand.reset(ref::incref(v));
             }
-            operand.reset(ref::incref(v));
         } else {
-            if (PyList_GET_SIZE(base_list.get()) <= i) {
-                PyErr_SetString(PyExc_RuntimeError, "base_lrs changed size during step()");
-                ok = false;
-                break;
-            }
-            operand.reset(ref::incref(PyList_GET_ITEM(base_list.get(), i)));
+            operand.reset(ref::incref(PyList_GET_ITEM(second, i)));
         }
-        ref val(PyObject_CallOneArg(fn.get(), f.le_obj.get()));
+        if (!refresh_epoch()) {
+            ok = false;
+            break;
+        }
+        ref val(PyObject_CallOneArg(fn.get(), epoch_obj.get()));
         if (!val) {
             ok = false;
             break;
         }
+        if (i >= n) {
+            // More lambdas and operands than groups at the start (a lambda appended to both lists):
+            // torch computes the value, and its write then raises after the first groups. Kept aside.
+            ref prod(PyNumber_Multiply(operand.get(), val.get()));
+            if (!prod) {
+                ok = false;
+                break;
+            }
+            continue;
+        }
+        if (tensors) kept.emplace_back(ref::incref(operand.get()), ref::incref(val.get()));
         pynum num;
         // In tensor mode a tensor operand's value is known: the base lr was gathered into x, and the
         // current lr (MultiplicativeLR) is read by the tensor executor.
@@ -599,25 +676,63 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     // torch: for group, lr in zip(self.optimizer.param_groups, values, strict=True): ...
     PyObject* opt = PyDict_GetItemWithError(d, names.optimizer);
     ref groups(opt ? PyObject_GetAttr(opt, names.param_groups) : nullptr);
-    if (!groups || !PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n) {
+    if (!groups) {
         clear_objs(eng, n);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "param_groups changed length during step(): zip() arguments differ");
         return fast::error;
     }
+    // Group i's value as torch computed it (a new reference), for the writes made as torch makes them.
+    auto value_at = [&](Py_ssize_t i) -> PyObject* {
+        PyObject* o = (*eng->objs)[static_cast<std::size_t>(i)];
+        if (o) return ref::incref(o);
+        if (tensors) return PyNumber_Multiply(kept[static_cast<std::size_t>(i)].first, kept[static_cast<std::size_t>(i)].second);
+        return PyFloat_FromDouble(x[i] * y[i]);
+    };
+    // The groups are not what the executors write (a lambda changed their number, replaced the list,
+    // or made a group hold something else): torch's loop over zip(param_groups, values, strict=True)
+    // with its helper, its error after the groups it wrote, and `_last_lr` as it builds it.
+    auto torch_write = [&]() -> fast {
+        ref it(PyObject_GetIter(groups.get()));
+        if (!it) return clear_objs(eng, n), fast::error;
+        Py_ssize_t i = 0;
+        for (;; ++i) {
+            ref g(PyIter_Next(it.get()));
+            if (!g) {
+                if (PyErr_Occurred()) return clear_objs(eng, n), fast::error;
+                if (i < count) {
+                    PyErr_SetString(PyExc_ValueError, "zip() argument 2 is longer than argument 1");
+                    return clear_objs(eng, n), fast::error;
+                }
+                break;
+            }
+            if (i >= count) {
+                PyErr_SetString(PyExc_ValueError, "zip() argument 2 is shorter than argument 1");
+                return clear_objs(eng, n), fast::error;
+            }
+            ref v(value_at(i));
+            if (!v) return clear_objs(eng, n), fast::error;
+            ref res(PyObject_CallFunctionObjArgs(refs.update_group, g.get(), names.lr, v.get(), nullptr));
+            if (!res) return clear_objs(eng, n), fast::error;
+        }
+        clear_objs(eng, n);
+        if (tensors) clear_pending_last_lr(eng);
+        ref last(PyObject_CallFunctionObjArgs(refs.val_list, opt, names.lr, nullptr));
+        if (!last || PyDict_SetItem(d, names.last_lr, last.get()) < 0) return fast::error;
+        return fast::handled;
+    };
+    if (!PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n || count != n) return torch_write();
     f.groups.reset(groups.release());
+    groups.reset(ref::incref(f.groups.get()));
     if (tensors) {
         plan p;
         p.lr.u = update{update::op::scale_each, 0.0, 0.0, false};
         p.lr.x = multiplicative ? nullptr : x;
         p.lr.y = y;
         const fast r = execute_tensors(eng, f, p);
-        if (r != fast::handled) {
+        if (r == fast::error) {
             clear_objs(eng, n);
-            if (r == fast::error) return r;
-            PyErr_SetString(PyExc_RuntimeError, "the optimizer's lr tensors changed while the lr lambdas ran");
-            return fast::error;
+            return r;
         }
+        if (r != fast::handled) return torch_write();  // nothing written by the executor
     } else {
         fastlr::apply(update{update::op::scale_each, 0.0, 0.0, false}, x, y, out, static_cast<std::size_t>(n));
     }

@@ -398,6 +398,7 @@ struct frame {
     ref dict;
     ref groups;
     Py_ssize_t n = 0;
+    PyObject* self = nullptr;  // the scheduler (borrowed: the caller holds it for the call)
 };
 /// Open `frame` for `self` (the instance dict engine_of fetched for this call, when `eng` is given).
 fast open_groups(PyObject* self, frame& f, Engine* eng = nullptr);
