@@ -548,25 +548,16 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     if (!set_within_step(d, Py_True)) return fast::error;
 
     // The epoch each lambda gets: torch reads self.last_epoch at every call, and a lambda may step this
-    // scheduler again or set last_epoch. It is read again whenever the instance dict changed since.
+    // scheduler again or set last_epoch. One lookup per lambda: the object the dict holds is compared
+    // with the one passed last (watching the instance dict instead would make each of the step's own
+    // writes to it call the dict watcher, which costs more at one group than this).
     ref epoch_obj(ref::incref(f.le_obj.get()));
-#if FASTLR_GROUP_MEMO
-    group_memo dict_stamp_entry;
-    if (group_memo_enabled) memo_stamp(dict_stamp_entry, d);
-    auto dict_unchanged = [&] { return dict_stamp_entry.dict == d && memo_fresh(dict_stamp_entry, d); };
-#else
-    auto dict_unchanged = [] { return false; };
-#endif
     auto refresh_epoch = [&]() -> bool {
-        if (dict_unchanged()) return true;
         PyObject* le = PyDict_GetItemWithError(d, names.last_epoch);
-        if (le && le == epoch_obj.get()) return true;
-        ref got(le ? ref::incref(le) : PyObject_GetAttr(f.self, names.last_epoch));
+        if (le == epoch_obj.get()) return true;
+        ref got(le ? ref::incref(le) : PyObject_GetAttr(f.self, names.last_epoch));  // torch's AttributeError
         if (!got) return false;
         epoch_obj.reset(got.release());
-#if FASTLR_GROUP_MEMO
-        if (group_memo_enabled) memo_stamp(dict_stamp_entry, d);
-#endif
         return true;
     };
 
@@ -607,7 +598,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         } else {
             operand.reset(ref::incref(PyList_GET_ITEM(second, i)));
         }
-        if (!refresh_epoch()) {
+        if (i > 0 && !refresh_epoch()) {  // (before the first lambda no Python ran since the commit)
             ok = false;
             break;
         }
