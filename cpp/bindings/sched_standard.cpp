@@ -551,8 +551,16 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     // scheduler again or set last_epoch. One lookup per lambda: the object the dict holds is compared
     // with the one passed last (watching the instance dict instead would make each of the step's own
     // writes to it call the dict watcher, which costs more at one group than this).
+    // (Where CPython has version tags, an unchanged tag saves the lookup.)
     ref epoch_obj(ref::incref(f.le_obj.get()));
+#if FASTLR_GROUP_MEMO && !FASTLR_MEMO_WATCH
+    std::uint64_t seen_tag = dict_version(d);
+#endif
     auto refresh_epoch = [&]() -> bool {
+#if FASTLR_GROUP_MEMO && !FASTLR_MEMO_WATCH
+        if (dict_version(d) == seen_tag) return true;
+        seen_tag = dict_version(d);
+#endif
         PyObject* le = PyDict_GetItemWithError(d, names.last_epoch);
         if (le == epoch_obj.get()) return true;
         ref got(le ? ref::incref(le) : PyObject_GetAttr(f.self, names.last_epoch));  // torch's AttributeError
