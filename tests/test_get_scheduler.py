@@ -240,6 +240,12 @@ def test_fastlr_names():
     assert s == S.wsd(1.0, warmup=100, decay=200, total=1000, decay_shape="1-sqrt")
     wc = S.from_name("warmup_cosine", 100, 1000, end_value=0.1)
     assert wc == S.warmup(S.cosine(1.0, 900, 0.1), 100)
+    # and by value, against the formula written out here: a linear ramp from 0 over the warm-up, then a
+    # half cosine from 1 to end_value over the remaining steps, then end_value
+    for t in [0, 1, 37, 99, 100, 101, 333, 550, 999, 1000, 1001, 5000]:
+        want = t / 100 if t < 100 else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t - 100, 900) / 900))
+        assert wc(t) == pytest.approx(want, rel=1e-13, abs=1e-15), t
+    assert np.allclose(wc.table(1200), [wc(t) for t in range(1200)], rtol=0, atol=0)
     oc = S.from_name("onecycle", num_training_steps=500)
     assert oc == S.onecycle(1.0, 500)
     assert S.from_name("warm_restarts", 10, period=50, t_mult=2.0) == S.warmup(S.warm_restarts(1.0, 50, t_mult=2.0), 10)

@@ -76,6 +76,96 @@ def test_torch_ops_match_the_cpp_evaluator(name: str) -> None:
     assert not bad, f"{name}: torch ops differ from the C++ evaluator at {bad[:5]}"
 
 
+def _cos_half(a: float, b: float, x: float) -> float:
+    return b + (a - b) * 0.5 * (1 + math.cos(math.pi * x))
+
+
+#: Independent references: the formulas written out with Python's math (not fastlr's evaluators), so a
+#: shape both evaluators get wrong the same way (a warm-up reaching its peak a step late, say) fails.
+REFERENCES: dict[str, Any] = {
+    "constant": lambda t: 0.3,
+    "linear": lambda t: 0.1 + 0.9 * t / 97 if t < 97 else 1.0,
+    "linear_extrapolated": lambda t: 0.1 + 0.9 * t / 97,
+    "cosine": lambda t: _cos_half(1.0, 1e-3, min(t, 1000) / 1000),
+    "cosine_extrapolate": lambda t: _cos_half(1.0, 0.1, t / 77),
+    "polynomial": lambda t: 0.01 + 0.99 * (1 - min(t, 300) / 300) ** 2.5,
+    "polynomial_linear": lambda t: 1.0 - min(t, 300) / 300,
+    "exponential": lambda t: 0.97**t,
+    "step": lambda t: 0.5 ** (t // 30),
+    "multistep": lambda t: 0.3 ** sum(t >= m for m in (10, 20, 20, 95)),
+    "piecewise_constant": lambda t: [1.0, 0.5, 0.25, 0.125][sum(t >= b for b in (5, 50, 51))],
+    "inverse_sqrt": lambda t: 1.0 / math.sqrt((t + 400) / 400),
+    "warmup_cosine": lambda t: t / 100 if t < 100 else _cos_half(1.0, 0.01, min(t - 100, 1000) / 1000),
+    "join3": lambda t: t / 10 if t < 10 else 1.0 if t < 60 else _cos_half(1.0, 0.0, min(t - 60, 100) / 100),
+    "wsd": lambda t: (
+        t / 50 if t < 50 else 1.0 if t < 550 else 0.01 + 0.99 * (1 - min(t - 550, 200) / 200) if t < 750 else 0.01
+    ),
+}
+
+
+def _torch_scheduler_values(make: Any, n: int, lr: float = 1.0) -> list[float]:
+    """lr after each of n steps of a torch scheduler (index t: last_epoch == t)."""
+    o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = make(o)
+    out = [o.param_groups[0]["lr"]]
+    for _ in range(n - 1):
+        sched.step()
+        out.append(o.param_groups[0]["lr"])
+    return out
+
+
+#: Shapes that are torch schedulers' closed forms, checked against torch itself (up to t = 1000).
+TORCH_REFERENCES: dict[str, Any] = {
+    "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=1000),
+    "onecycle_three_linear": lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.1, total_steps=300, pct_start=0.25, anneal_strategy="linear", three_phase=True
+    ),
+    "cyclic": lambda o: torch.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=13, step_size_down=7, cycle_momentum=False),
+    "cyclic_triangular2": lambda o: torch.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, 5, mode="triangular2", cycle_momentum=False),
+    "warm_restarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 10, eta_min=0.01),
+    "warm_restarts_mult3": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 7, T_mult=3),
+}
+
+
+def _eval_with_torch_ops(prog: Any, ts: list[int]) -> list[float]:
+    buf = _tensor_lrs.Buffer([(0, torch.tensor(0.0, dtype=torch.float64))])
+    runner = _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
+    counter = torch.tensor(0, dtype=torch.int64)
+    out = []
+    for t in ts:
+        counter.fill_(t)
+        runner.run(counter, 0)
+        out.append(float(buf.data[0]))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_both_evaluators_match_the_written_out_formula(name: str) -> None:
+    prog = SCHEDULES[name]._sync()
+    ts = [t for t in STEPS if t < 10**6]
+    want = [REFERENCES[name](t) for t in ts]
+    for label, got in (("torch ops", _eval_with_torch_ops(prog, ts)), ("C++", [prog(float(t)) for t in ts])):
+        bad = [(t, g, w) for t, g, w in zip(ts, got, want) if not (g == w or abs(g - w) <= 1e-12 * abs(w) + 1e-15)]
+        assert not bad, f"{name} ({label}) differs from the formula at {bad[:5]}"
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_REFERENCES))
+def test_both_evaluators_match_torch_s_scheduler(name: str) -> None:
+    import warnings
+
+    prog = SCHEDULES[name]._sync()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch_vals = _torch_scheduler_values(
+            TORCH_REFERENCES[name], 300 if "three" in name else 1000, lr=0.5 if name == "warm_restarts_mult3" else 1.0
+        )
+    ts = list(range(len(torch_vals)))
+    want = [torch_vals[t] for t in ts]
+    for label, got in (("torch ops", _eval_with_torch_ops(prog, ts)), ("C++", [prog(float(t)) for t in ts])):
+        bad = [(t, g, w) for t, g, w in zip(ts, got, want) if not abs(g - w) <= 1e-12 * abs(w) + 1e-15]
+        assert not bad, f"{name} ({label}) differs from torch at {bad[:5]}"
+
+
 def test_programs_of_one_structure_are_one_class_and_rows_stay_apart() -> None:
     """Groups with different base values share a class (one evaluation), each row its own values."""
     progs = [S.cosine(b, 100, end_value=b / 10)._sync() for b in (0.1, 0.2, 0.3, 0.4)]
