@@ -719,6 +719,19 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         return fast::handled;
     };
     if (!PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n || count != n) return torch_write();
+    // MultiplicativeLR with tensor lrs: the executor multiplies each group's current lr, which is what
+    // torch multiplied only if no lambda replaced it meanwhile (torch read group["lr"] before calling
+    // the group's lambda; a lambda may step the scheduler again or assign an lr).
+    if (multiplicative && tensors) {
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups.get(), i);
+            PyObject* cur = PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
+            if (cur != kept[static_cast<std::size_t>(i)].first) {
+                PyErr_Clear();
+                return torch_write();
+            }
+        }
+    }
     f.groups.reset(groups.release());
     groups.reset(ref::incref(f.groups.get()));
     if (tensors) {
