@@ -267,7 +267,7 @@ def test_lambda_on_tensor_lrs_after_a_group_got_a_float():
     tw.steps(3)
 
 
-@pytest.mark.parametrize("event", ["step", "assign"])
+@pytest.mark.parametrize("event", ["step", "assign", "step-late"])
 def test_multiplicative_mixed_groups_with_a_lambda_that_changes_lrs(event: str):
     """Found by the hostile twin: MultiplicativeLR with float and tensor groups, a lambda that steps the
     scheduler again (or assigns an lr). torch multiplies the lr each group held before its lambda ran;
@@ -275,11 +275,11 @@ def test_multiplicative_mixed_groups_with_a_lambda_that_changes_lrs(event: str):
 
     def make() -> Any:
         o = make_opt(4)
-        o.param_groups[3]["lr"] = torch.tensor(0.03, dtype=torch.float64)
+        o.param_groups[2]["lr"] = torch.tensor(0.03, dtype=torch.float64)
         return o
 
     def do(box: dict[str, Any], e: int, o: Any) -> None:
-        if e == 1 and not box.get("done"):
+        if e == 1 and not box.get("done") and event != "step-late":
             box["done"] = True
             if event == "step":
                 box["s"].step()
@@ -293,7 +293,13 @@ def test_multiplicative_mixed_groups_with_a_lambda_that_changes_lrs(event: str):
             do(box, e, o)
             return 0.97
 
-        s = M.MultiplicativeLR(o, lr_lambda=[lam, lambda e: 0.9, lambda e: 0.8, lambda e: 0.7])
+        def last(e: int) -> float:  # the last group's lambda steps again: the tensor group's lr moves
+            if event == "step-late" and e == 1 and not box.get("late"):
+                box["late"] = True
+                box["s"].step()
+            return 0.7
+
+        s = M.MultiplicativeLR(o, lr_lambda=[lam, lambda e: 0.9, lambda e: 0.8, last])
         box["s"] = s
         return s
 

@@ -571,6 +571,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
 
     eng->busy = true;
     bool ok = true, exotic = false;
+    bool x_complete = true;  // MultiplicativeLR with tensor lrs: x holds every group's lr at its lambda
     Py_ssize_t count = 0;  // values computed (torch's list of values): n unless the lists changed size
     for (Py_ssize_t i = 0; ok; ++i) {
         // zip(self.lr_lambdas, <second>, strict=True), read lazily as torch's comprehension reads it.
@@ -626,6 +627,11 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
             continue;
         }
         if (tensors) kept.emplace_back(ref::incref(operand.get()), ref::incref(val.get()));
+        // MultiplicativeLR multiplies the group's lr as it is now, right after its lambda (a later lambda
+        // may step the scheduler again and move it): a packed tensor's value is read here.
+        if (multiplicative && tensors && !PyFloat_CheckExact(operand.get()) &&
+            !packed_lr_value(eng, i, operand.get(), x[i]))
+            x_complete = false;
         pynum num;
         // In tensor mode a tensor operand's value is known: the base lr was gathered into x, and the
         // current lr (MultiplicativeLR) is read by the tensor executor.
@@ -719,10 +725,10 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         return fast::handled;
     };
     if (!PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n || count != n) return torch_write();
-    // MultiplicativeLR with tensor lrs: the executor multiplies each group's current lr, which is what
-    // torch multiplied only if no lambda replaced it meanwhile (torch read group["lr"] before calling
-    // the group's lambda; a lambda may step the scheduler again or assign an lr).
-    if (multiplicative && tensors) {
+    // MultiplicativeLR with an lr tensor the loop could not read (on a device: reading it would
+    // synchronise): the executor multiplies each group's current lr, which is what torch multiplied
+    // only if no lambda replaced it meanwhile (torch read group["lr"] before calling the group's lambda).
+    if (multiplicative && tensors && !x_complete) {
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* g = PyList_GET_ITEM(groups.get(), i);
             PyObject* cur = PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
@@ -737,7 +743,7 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     if (tensors) {
         plan p;
         p.lr.u = update{update::op::scale_each, 0.0, 0.0, false};
-        p.lr.x = multiplicative ? nullptr : x;
+        p.lr.x = multiplicative && !x_complete ? nullptr : x;
         p.lr.y = y;
         const fast r = execute_tensors(eng, f, p);
         if (r == fast::error) {

@@ -276,6 +276,17 @@ fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any) {
     return fast::handled;
 }
 
+bool packed_lr_value(Engine* eng, Py_ssize_t i, PyObject* t, double& out) {
+    const packed_view* v = eng->plr;
+    if (!v || i < 0 || static_cast<std::size_t>(i) >= v->buf.size()) return false;
+    const std::size_t si = static_cast<std::size_t>(i);
+    if (v->buf[si] < 0 || v->tensor[si] != t) return false;
+    const packed_view::buffer& b = v->bufs[static_cast<std::size_t>(v->buf[si])];
+    if (!b.cpu) return false;
+    out = read_value(b, v->off[si]);
+    return true;
+}
+
 bool tensor_groups_ok(Engine* eng, const frame& f) {
     for (Py_ssize_t i = 0; i < f.n; ++i) {
         PyObject* g = PyList_GET_ITEM(f.groups.get(), i);

@@ -513,6 +513,9 @@ fast packed_reduce_prepare(Engine* eng, frame& f, const std::function<bool(Py_ss
 void packed_reduce_apply(Engine* eng, Py_ssize_t n);
 /// Whether every group holds its lr as a Python float or as its registered packed tensor.
 bool tensor_groups_ok(Engine* eng, const frame& f);
+/// Group i's lr now, when `t` is group i's packed lr tensor in CPU memory (the exact float64 value behind
+/// a float32 one, as a step reads it); false otherwise.
+bool packed_lr_value(Engine* eng, Py_ssize_t i, PyObject* t, double& out);
 /// Engine.take_last_lr(): the `_last_lr` list of the last tensor step (new reference).
 PyObject* take_last_lr(Engine* eng);
 /// Drop the engine's packed views (the groups' tensors stay where they are).
