@@ -136,6 +136,7 @@ PyObject* engine_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
         self->memo = new std::vector<group_memo>();
         self->chain_vals = new std::vector<double>();
         self->chain_objs = new std::vector<PyObject*>();
+        self->lam_ops = new std::vector<std::pair<PyObject*, bool>>();
     } catch (const std::bad_alloc&) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -168,6 +169,9 @@ void engine_dealloc(PyObject* o) {
     delete self->chain_vals;
     for (PyObject*& item : *self->chain_objs) Py_CLEAR(item);
     delete self->chain_objs;
+    if (self->lam_ops)
+        for (auto& pr : *self->lam_ops) Py_CLEAR(pr.first);
+    delete self->lam_ops;
     for (PyObject*& k : self->memo_keys) Py_CLEAR(k);
     Py_CLEAR(self->dict);
     Py_CLEAR(self->scale_ref);

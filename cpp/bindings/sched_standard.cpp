@@ -9,6 +9,7 @@
 #include <fastlr/swa.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace fastlr_py {
@@ -495,13 +496,15 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         if (!packed_any) return fast::fallback;
         tensors = true;
     }
-    if (tensors && !tensor_groups_ok(eng, f)) {
+    bool float_groups = false;  // with tensor lrs: some group holds a Python float
+    if (tensors && !tensor_groups_ok(eng, f, &float_groups)) {
         // A group's lr tensor was replaced since the groups were packed (optimizer.load_state_dict puts
         // the loaded tensors in): pack again, before any lambda runs (else every later step was torch's).
         bool packed_any = false;
         const fast r = pack(eng, f, false, false, packed_any);
         if (r != fast::handled) return r;
-        if (!packed_any || !tensor_groups_ok(eng, f)) return fast::fallback;
+        float_groups = false;
+        if (!packed_any || !tensor_groups_ok(eng, f, &float_groups)) return fast::fallback;
     }
     ref base_list;
     if (!multiplicative) {
@@ -510,27 +513,27 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         // A group holding a Python float whose base lr is a tensor: torch's product is a tensor, which
         // it assigns into the group (the group then holds a new tensor). torch's code does that step,
         // decided before any lambda runs.
-        if (tensors && eng->tensor_operand) {
+        if (tensors && float_groups && eng->tensor_operand) {
             for (Py_ssize_t i = 0; i < n; ++i) {
+                if (!tensor_operand_at(eng, i, false)) continue;
                 PyObject* v = PyDict_GetItem(PyList_GET_ITEM(f.groups.get(), i), names.lr);
-                if (v && PyFloat_Check(v) && tensor_operand_at(eng, i, false)) return fast::fallback;
+                if (v && PyFloat_Check(v)) return fast::fallback;
             }
         }
     }
     ref lambda_list(ref::incref(lambdas));
     // The second list torch's get_lr zips with the lambdas (strict): base_lrs, or the groups.
     PyObject* second = multiplicative ? f.groups.get() : base_list.get();
-    // With tensor lrs, each value's operand and lambda result are kept (owned) until the write: if the
-    // groups are no longer what the executor can write (a lambda changed them), the values are made
-    // with torch's own arithmetic from them, and written as torch writes them.
-    std::vector<std::pair<PyObject*, PyObject*>> kept;
+    // With tensor lrs, each value's operand is kept (owned; the lambda's result is in y) until the write:
+    // if the groups are no longer what the executor can write (a lambda changed them), the values are
+    // made with torch's own arithmetic from them, and written as torch writes them. (The results are
+    // not kept as objects: thousands of floats held to the end of the step cost more than they save.)
+    std::vector<std::pair<PyObject*, bool>>& kept = *eng->lam_ops;
     struct release_kept {
-        std::vector<std::pair<PyObject*, PyObject*>>& k;
+        std::vector<std::pair<PyObject*, bool>>& k;
         ~release_kept() {
-            for (auto& pr : k) {
-                Py_XDECREF(pr.first);
-                Py_XDECREF(pr.second);
-            }
+            for (auto& pr : k) Py_XDECREF(pr.first);
+            k.clear();
         }
     } release{kept};
     if (tensors) {
@@ -626,7 +629,9 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
             }
             continue;
         }
-        if (tensors) kept.emplace_back(ref::incref(operand.get()), ref::incref(val.get()));
+        // (An int result beyond 2**53 has no exact double: that product is made now, as an exotic one.)
+        const bool int_val = PyLong_CheckExact(val.get());
+        if (tensors) kept.emplace_back(ref::incref(operand.get()), int_val);
         // MultiplicativeLR multiplies the group's lr as it is now, right after its lambda (a later lambda
         // may step the scheduler again and move it): a packed tensor's value is read here.
         if (multiplicative && tensors && !PyFloat_CheckExact(operand.get()) &&
@@ -636,7 +641,8 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         // In tensor mode a tensor operand's value is known: the base lr was gathered into x, and the
         // current lr (MultiplicativeLR) is read by the tensor executor.
         const bool plain_operand = PyFloat_CheckExact(operand.get()) || tensors;
-        if (plain_operand && (PyFloat_CheckExact(val.get()) || PyLong_CheckExact(val.get())) && to_num(val.get(), num)) {
+        if (plain_operand && (PyFloat_CheckExact(val.get()) || int_val) && to_num(val.get(), num) &&
+            !(int_val && tensors && !(std::fabs(num.d) < 9007199254740992.0))) {
             // x: the base lr (LambdaLR) or the current float lr (MultiplicativeLR); a packed tensor's
             // current value is read by the tensor executor.
             if (PyFloat_CheckExact(operand.get())) x[i] = PyFloat_AS_DOUBLE(operand.get());
@@ -689,7 +695,16 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
     auto value_at = [&](Py_ssize_t i) -> PyObject* {
         PyObject* o = (*eng->objs)[static_cast<std::size_t>(i)];
         if (o) return ref::incref(o);
-        if (tensors) return PyNumber_Multiply(kept[static_cast<std::size_t>(i)].first, kept[static_cast<std::size_t>(i)].second);
+        if (tensors) {
+            const auto& pr = kept[static_cast<std::size_t>(i)];
+            if (multiplicative && x_complete && !PyFloat_CheckExact(pr.first)) {
+                // torch made this product right after the group's lambda, from the tensor's value then
+                // (read into x there): a later lambda may have moved the tensor since.
+                return PyObject_CallMethod(pr.first, "new_tensor", "d", x[i] * y[i]);
+            }
+            ref val(pr.second ? PyLong_FromDouble(y[i]) : PyFloat_FromDouble(y[i]));
+            return val ? PyNumber_Multiply(pr.first, val.get()) : nullptr;
+        }
         return PyFloat_FromDouble(x[i] * y[i]);
     };
     // The groups are not what the executors write (a lambda changed their number, replaced the list,
@@ -725,14 +740,23 @@ fast lambda_update(Engine* eng, std_frame& f, bool multiplicative) {
         return fast::handled;
     };
     if (!PyList_CheckExact(groups.get()) || PyList_GET_SIZE(groups.get()) != n || count != n) return torch_write();
-    // MultiplicativeLR with an lr tensor the loop could not read (on a device: reading it would
-    // synchronise): the executor multiplies each group's current lr, which is what torch multiplied
-    // only if no lambda replaced it meanwhile (torch read group["lr"] before calling the group's lambda).
-    if (multiplicative && tensors && !x_complete) {
+    // MultiplicativeLR with tensor lrs: torch multiplied the lr each group held before its lambda ran,
+    // and writes into what the group holds at the end. The executor writes what it finds then, so it
+    // is right only if no lambda replaced a group's lr meanwhile (stepped the scheduler again, assigned
+    // an lr): else torch's arithmetic and helper. One load per group whose dict is unchanged (the
+    // executor's memo), a lookup for the others.
+    if (multiplicative && tensors) {
+        group_memo* tm = memo_for(eng, plan{}, n);
         for (Py_ssize_t i = 0; i < n; ++i) {
             PyObject* g = PyList_GET_ITEM(groups.get(), i);
+            PyObject* was = kept[static_cast<std::size_t>(i)].first;
+#if FASTLR_GROUP_MEMO
+            if (tm && memo_fresh(tm[i], g) && tm[i].lr == was) continue;
+#else
+            (void)tm;
+#endif
             PyObject* cur = PyDict_Check(g) ? PyDict_GetItemWithError(g, names.lr) : nullptr;
-            if (cur != kept[static_cast<std::size_t>(i)].first) {
+            if (cur != was) {
                 PyErr_Clear();
                 return torch_write();
             }

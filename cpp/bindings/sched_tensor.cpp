@@ -287,7 +287,7 @@ bool packed_lr_value(Engine* eng, Py_ssize_t i, PyObject* t, double& out) {
     return true;
 }
 
-bool tensor_groups_ok(Engine* eng, const frame& f) {
+bool tensor_groups_ok(Engine* eng, const frame& f, bool* any_float) {
     for (Py_ssize_t i = 0; i < f.n; ++i) {
         PyObject* g = PyList_GET_ITEM(f.groups.get(), i);
         if (!PyDict_CheckExact(g)) return false;
@@ -295,6 +295,7 @@ bool tensor_groups_ok(Engine* eng, const frame& f) {
         holder h;
         bool repack = false;
         if (!classify(eng->plr, i, v, h, repack)) return PyErr_Clear(), false;
+        if (any_float && h == holder::py_float) *any_float = true;
     }
     return true;
 }

@@ -363,6 +363,10 @@ struct Engine {
     // new floats made before anything is written (null between steps).
     std::vector<double>* chain_vals;
     std::vector<PyObject*>* chain_objs;
+    // LambdaLR/MultiplicativeLR with tensor lrs, during a step: per group the operand torch multiplies
+    // (owned) and whether the lambda returned an int (its value is in y), so that the values can be made
+    // with torch's own arithmetic if the groups changed under the lambdas (empty between steps).
+    std::vector<std::pair<PyObject*, bool>>* lam_ops;
 };
 
 /// Whether a tensor operand was read in this call for group i's lr (mom false) or momentum (mom true).
@@ -511,8 +515,9 @@ fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any);
 /// `packed_reduce_apply` writes the values and the snapshots, and leaves `_last_lr` to be built.
 fast packed_reduce_prepare(Engine* eng, frame& f, const std::function<bool(Py_ssize_t, double, bool&, double&)>& rule);
 void packed_reduce_apply(Engine* eng, Py_ssize_t n);
-/// Whether every group holds its lr as a Python float or as its registered packed tensor.
-bool tensor_groups_ok(Engine* eng, const frame& f);
+/// Whether every group holds its lr as a Python float or as its registered packed tensor (`any_float`,
+/// when given, is set if some group holds a float).
+bool tensor_groups_ok(Engine* eng, const frame& f, bool* any_float = nullptr);
 /// Group i's lr now, when `t` is group i's packed lr tensor in CPU memory (the exact float64 value behind
 /// a float32 one, as a step reads it); false otherwise.
 bool packed_lr_value(Engine* eng, Py_ssize_t i, PyObject* t, double& out);
