@@ -87,7 +87,7 @@ def test_python_block_runs(code: str, tmp_path: pathlib.Path):
 def _decide(section: str, cmd: str) -> str | None:
     if section == "Set up and run":
         return "a set-up command: .ci/run runs it verbatim"
-    bare = re.sub(r"^(\w+=\S*\s+)+", "", cmd)  # without leading VAR=value assignments
+    bare = re.sub(r'^(\w+=("[^"]*"|\S*)\s+)+', "", cmd)  # without leading VAR=value (or VAR="...") assignments
     for pat, why in NOT_RUN:
         if re.search(pat, bare):
             return why
