@@ -3,6 +3,7 @@ checked against torch's own scheduler on a twin optimizer (values, exceptions an
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -304,3 +305,35 @@ def test_multiplicative_mixed_groups_with_a_lambda_that_changes_lrs(event: str):
         return s
 
     Twin(build, make).steps(4)
+
+
+# ------------------------------------------------------------------------------------------------
+# A step that raises keeps the last successful step's `_last_lr`, as torch's does
+
+
+_FAILING = dict(EVERY_CLASS)
+# (A plateau scheduler that reduces on every step after its first: its every step computes.)
+_FAILING["ReduceLROnPlateau-reducing"] = lambda M, o: M.ReduceLROnPlateau(o, patience=0, factor=0.5)
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 5])
+@pytest.mark.parametrize("name", sorted(_FAILING))
+def test_failed_step_keeps_the_last_lr_of_the_step_before(name: str, at: int):
+    """After tensor-lr steps (whose `_last_lr` is built when read), one group's lr is replaced by a
+    string no schedule can step. The engine packs the groups again before giving the step to torch's
+    code, which raises where it computes; `_last_lr` must still be the last successful step's (it was
+    built from the new packing, with None for the replaced group: found by a probe for the issue's
+    "half refreshed `_last_lr`"). A step that does not compute keeps the string, as torch's does."""
+    if name == "ReduceLROnPlateau-reducing":
+        act = lambda s, k: s.step(float(k))  # noqa: E731 - always worse
+    else:
+        act = _action(name) or (lambda s, k: s.step())
+    tw = Twin(lambda M, o: _FAILING[name](M, o), lambda: make_opt(4, "tensor64"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in range(at):  # (no get_last_lr() in between: the last step's list stays pending)
+            act(tw.st, k)
+            act(tw.sf, k)
+    tw.ot.param_groups[2]["lr"] = tw.of.param_groups[2]["lr"] = "x"
+    for k in range(at, at + 3):
+        tw.do(lambda s, o, k=k: act(s, k), state=False)

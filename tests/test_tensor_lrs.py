@@ -277,3 +277,43 @@ def test_compiled_step_does_not_recompile():
     assert opt.param_groups[0]["lr"] is lr0 and opt.param_groups[0]["betas"][0] is beta1
     assert sched._fastlr_engine.deferred == 0
     assert not math.isclose(beta1.item(), 0.95)
+
+
+def _tensor_momentum_opt(opt: str, n: int) -> torch.optim.Optimizer:
+    """Groups with float64 tensor lrs and float64 tensor momentum (SGD) or beta1 (Adam)."""
+    params = [torch.nn.Parameter(torch.zeros(2)) for _ in range(n)]
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    groups = [{"params": [p], "lr": t(lr)} for p, lr in zip(params, base_lrs(n))]
+    if opt == "SGD":
+        return torch.optim.SGD(groups, momentum=t(0.9))
+    return torch.optim.Adam(groups, betas=(t(0.9), t(0.999)))
+
+
+MOMENTUM_CASES = [
+    # OneCycleLR reads its momentum bounds from group keys (key operands); CyclicLR from lists.
+    ("OneCycleLR", lambda: dict(max_lr=0.1, total_steps=120, max_momentum=torch.tensor(0.95, dtype=torch.float64),
+                                base_momentum=torch.tensor(0.8, dtype=torch.float64))),
+    ("CyclicLR", lambda: dict(base_lr=0.01, max_lr=0.1, step_size_up=7, cycle_momentum=True,
+                              base_momentum=torch.tensor(0.8, dtype=torch.float64),
+                              max_momentum=torch.tensor(0.95, dtype=torch.float64))),
+]
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+@pytest.mark.parametrize("name,kw", MOMENTUM_CASES, ids=[c[0] for c in MOMENTUM_CASES])
+def test_device_executor_cycles_tensor_momentum_as_torch(name, kw, opt, monkeypatch):
+    """Tensor momentum (beta1) cycled through the device executor (CPU buffers routed through it):
+    the momentum side's operands, read from group keys (OneCycleLR) or lists (CyclicLR), reach the
+    executor in group order; lrs and momenta are torch's, bitwise, and the tensors stay in place."""
+    monkeypatch.setattr(_tensor_lrs, "FORCE_DEVICE_EXECUTOR", True)
+    o1, o2 = _tensor_momentum_opt(opt, 5), _tensor_momentum_opt(opt, 5)
+    s1, s2 = getattr(T, name)(o1, **kw()), getattr(F, name)(o2, **kw())
+    mom = (lambda g: g["momentum"]) if opt == "SGD" else (lambda g: g["betas"][0])
+    held = [mom(g) for g in o2.param_groups]
+    for k in range(100):
+        s1.step()
+        s2.step()
+        assert lr_floats(o1) == lr_floats(o2), k
+        assert [float(mom(g)) for g in o1.param_groups] == [float(mom(g)) for g in o2.param_groups], k
+    assert all(mom(g) is h for g, h in zip(o2.param_groups, held))
+    assert s2._fastlr_engine.deferred == 0

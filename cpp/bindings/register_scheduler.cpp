@@ -208,6 +208,7 @@ PyObject* engine_set_capturable(PyObject* o, PyObject* arg) {
 }
 
 PyObject* engine_unpack(PyObject* o, PyObject*) {
+    if (!settle_pending_last_lr(reinterpret_cast<Engine*>(o))) return nullptr;
     unpack(reinterpret_cast<Engine*>(o));
     Py_RETURN_NONE;
 }

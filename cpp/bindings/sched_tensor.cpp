@@ -18,6 +18,14 @@
 namespace fastlr_py {
 namespace {
 
+// The phases with a per-group loop are functions of their own: inlined into one, the loops shared
+// its registers and spilled (about 10% more instructions per group, callgrind).
+#if defined(__GNUC__)
+#define FASTLR_NOINLINE __attribute__((noinline))
+#else
+#define FASTLR_NOINLINE
+#endif
+
 double read_value(const packed_view::buffer& b, std::int64_t j) {
     if (b.f64) return static_cast<const double*>(b.data)[j];
     const float v = static_cast<const float*>(b.data)[j];
@@ -235,10 +243,24 @@ void set_pending_last_lr(Engine* eng, PyObject* pending) {
     PyObject* prev = eng->last_pending;
     eng->last_pending = pending ? pending : ref::incref(Py_None);
     if (eng->spare_pending == eng->last_pending) Py_CLEAR(eng->spare_pending);  // the step reused it
-    // The last step's list (if it was one) is kept for the step after this one.
-    if (prev && PyList_CheckExact(prev)) Py_XSETREF(eng->spare_pending, prev);
+    // The last step's list (if it was one, of floats and None) is kept for the step after this one.
+    if (prev && PyList_CheckExact(prev) && !eng->last_settled) Py_XSETREF(eng->spare_pending, prev);
     else Py_XDECREF(prev);
     eng->last_stale = true;
+    eng->last_settled = false;
+}
+
+bool settle_pending_last_lr(Engine* eng) {
+    if (!eng->last_stale || !eng->last_pending || !eng->plr) return true;
+    // The pending list's None entries are read from the current views' snapshots: build the list now,
+    // from the views the step that left it wrote (a later step that fails may have packed again,
+    // and torch's `_last_lr` is still the last successful step's).
+    PyObject* full = take_last_lr(eng);
+    if (!full) return false;
+    Py_XSETREF(eng->last_pending, full);  // no None left: take_last_lr() hands it over as it is
+    eng->last_stale = true;
+    eng->last_settled = true;
+    return true;
 }
 
 void unpack(Engine* eng) {
@@ -264,8 +286,9 @@ fast pack(Engine* eng, frame& f, bool momentum, bool beta1, bool& packed_any) {
     packed_view* vl = plr.get() == Py_None ? nullptr : make_view(plr.get());
     if (plr.get() != Py_None && !vl) return fast::error;
     packed_view* vm = pmom && pmom.get() != Py_None ? make_view(pmom.get()) : nullptr;
-    if (pmom && pmom.get() != Py_None && !vm) {
+    if ((pmom && pmom.get() != Py_None && !vm) || !settle_pending_last_lr(eng)) {
         delete vl;
+        delete vm;
         return fast::error;
     }
     unpack(eng);
@@ -370,39 +393,68 @@ bool packed_fast_lane(Engine* eng, frame& f, const plan& p, group_memo* memo) {
 
 }  // namespace
 
-fast execute_tensors(Engine* eng, frame& f, const plan& p) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        PyObject* groups = f.groups.get();
-        const Py_ssize_t n = f.n;
-        if (PyList_GET_SIZE(groups) != n) return fast::fallback;
-        packed_view* vl = eng->plr;
-        packed_view* vm = eng->pmom;
-        if (!views_current(eng, f, p)) {
-            if (attempt) return fast::fallback;
-            const fast r = pack_again(eng, f, p);
-            if (r != fast::handled) return r;
-            continue;
-        }
-        // A tensor shared with another optimizer, which packed it: torch's code writes it (fill_), as
-        // torch would, whatever order the two optimizers' schedulers step in.
-        if ((vl && vl->foreign) || (vm && vm->foreign)) return fast::fallback;
-        if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
-        // Scratch: the lr side's x (when current), values, and the momentum side's values.
-        std::vector<double>& cur = *eng->out;
-        std::vector<double>& lr_out = *eng->v1;
-        std::vector<double>& m_out = *eng->v2;
-        holder* lr_h = reinterpret_cast<holder*>(eng->holders->data());
-        holder* m_h = lr_h + n;
-        group_memo* memo = memo_for(eng, p, n);
-        if (packed_fast_lane(eng, f, p, memo)) return fast::handled;
-        bool need_repack = false, ok = true;
-        bool lr_float = false;   // a group holds its lr as a Python float (new floats, `_last_lr` list)
-        bool mom_alloc = false;  // a group's momentum (beta1) float needs a new object (tuple)
-        bool mom_inplace = false;  // a group's momentum (beta1) float is rewritten in place
-        [[maybe_unused]] const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
-        // How a group holds a Python-float momentum: torch assigns a new float (or a new betas tuple);
-        // a float only its group holds (in a tuple only its group holds) takes the value in place
-        // instead, which nobody can tell. In place needs the memo (it keeps the object for the write).
+namespace {
+
+/// One step of the general tensor executor, in named phases. execute_tensors runs them in order:
+///
+///   compute()                   read every group and compute every value (lr side, momentum side);
+///   tensor_into_float()         a step torch would make assign a tensor into a float group;
+///   allocate()                  every new Python object the writes need (may run the cyclic GC);
+///   write_devices()             non-CPU buffers, through Python's device executor (may raise), from
+///                               the operands compute() gathered (no group is read again);
+///   recheck_in_place()          floats rewritten in place are still exclusively their group's;
+///   write_host()                CPU buffers, in-place floats, snapshots, then new objects into the
+///                               groups (momentum before lr, as torch writes them).
+///
+/// Invariants:
+/// - Nothing Python can observe changes before write_devices(): a phase that fails before it leaves
+///   the groups, the buffers and the engine's `_last_lr` exactly as they were (torch's code may then
+///   run the step from scratch). write_devices() is all-or-nothing per buffer, and runs first among
+///   the writes so that its error leaves the host untouched.
+/// - After compute() succeeds, lr_h[i] (and m_h[i] when p.momentum) say how group i holds each side,
+///   and lr_out/m_out hold its new values; cur[i] is its current lr where it lives on the host.
+///   m_h is scratch shared with other paths: it is read only when p.momentum.
+/// - A memo entry describes its group only while memo_fresh() holds for it; compute() stamps an entry
+///   only for a group whose lr is packed and whose momentum keeps its object this step.
+/// - Phases that ran Python (allocate(), write_devices()) are followed by a check of what they could
+///   have changed (the group list, the in-place floats' reference counts) before memory is written.
+class tensor_step {
+public:
+    enum class read { ok, repack, fallback };
+
+    tensor_step(Engine* eng, frame& f, const plan& p, group_memo* memo)
+        : eng_(eng), p_(p), groups_(f.groups.get()), n_(f.n), vl_(eng->plr), vm_(eng->pmom),
+          memo_(memo), cur_(*eng->out), lr_out_(*eng->v1), m_out_(*eng->v2),
+          lr_h_(reinterpret_cast<holder*>(eng->holders->data())), m_h_(lr_h_ + n_),
+          key_ops_(p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key))) {}
+
+    /// Phase 1: read and compute everything; nothing is written. `repack`: a group holds a tensor
+    /// that was not packed (replaced since): packing again may let the step run.
+    ///
+    /// Its state lives in locals, its per-group steps in lambdas: as member functions reading members,
+    /// every store through the holder bytes (which may alias anything) reloaded them, and the loop ran
+    /// 12-25% slower at 4096 groups (CyclicLR, OneCycleLR; measured).
+    FASTLR_NOINLINE read compute() {
+        Engine* const eng = eng_;
+        const plan& p = p_;
+        PyObject* const groups = groups_;
+        const Py_ssize_t n = n_;
+        packed_view* const vl = vl_;
+        packed_view* const vm = vm_;
+        group_memo* const memo = memo_;
+        double* const cur = cur_.data();
+        double* const lr_out = lr_out_.data();
+        double* const m_out = m_out_.data();
+        double* const mxs = eng->mx->data();
+        double* const mys = eng->my->data();
+        holder* const lr_h = lr_h_;
+        holder* const m_h = m_h_;
+        [[maybe_unused]] const bool key_ops = key_ops_;
+        bool need_repack = false, lr_float = false, mom_alloc = false, mom_inplace = false;
+        // How a group holds a Python-float momentum: torch assigns a new float (or a new betas
+        // tuple); a float only its group holds (in a tuple only its group holds) takes the value in
+        // place instead, which nobody can tell. In place needs the memo (it keeps the object for the
+        // write).
         auto float_momentum = [&](std::size_t si, group_memo* gm, PyObject* obj) {
             bool in_place = false;
 #if FASTLR_GROUP_MEMO  // (no memo entry without them; beta1 in place also needs FASTLR_TUPLE_IN_PLACE)
@@ -420,25 +472,24 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             m_h[si] = in_place ? holder::in_place : holder::py_float;
             (in_place ? mom_inplace : mom_alloc) = true;
         };
-        // Pass 1: read and compute everything; nothing is written.
-        for (Py_ssize_t i = 0; i < n && ok; ++i) {
-            PyObject* g = PyList_GET_ITEM(groups, i);
-#if defined(__GNUC__)
-            // The dicts are scattered over the heap: fetch the ones a few groups ahead meanwhile.
-            if (i + 8 < n) __builtin_prefetch(PyList_GET_ITEM(groups, i + 8));
-#endif
-            if (!PyDict_CheckExact(g)) {
-                ok = false;
-                break;
-            }
-            const std::size_t si = static_cast<std::size_t>(i);
-            group_memo* gm = memo && vl ? &memo[si] : nullptr;
-            double x, y = 0.0;
+        // Gathered momentum key operands are kept in group order for the device executor (in the
+        // engine's momentum scratch, which an array operand of the side never is when it reads a key).
+        bool gather = false;  // (only a device buffer needs them)
+        if (p.momentum && vm && (p.mom.x_key || p.mom.y_key))
+            for (const auto& b : vm->bufs) gather = gather || !b.cpu;
+        auto keep_mom_keys = [&](std::size_t si, double mx, double my) {
+            if (!gather) return;
+            if (p.mom.x_key) mxs[si] = mx;
+            if (p.mom.y_key) mys[si] = my;
+        };
+        // Group i from its memo entry, while the dict is unchanged and holds the packed lr tensor and
+        // the momentum object the memo has (and the key operands' values): nothing to look up. 1
+        // computed, 0 not applicable (look up), -1 failed. (This repeats the lookup's operand reads on
+        // purpose: one body for both, tried, made CyclicLR/OneCycleLR steps about 10% slower at 4096
+        // groups.)
+        auto from_memo = [&](Py_ssize_t i, PyObject* g, group_memo* gm) -> int {
 #if FASTLR_GROUP_MEMO
-            // While the dict is unchanged, it holds the packed lr tensor and the momentum object the
-            // memo has (and the key operands' values): nothing to look up. (This path repeats the
-            // operand reads of the lookup path below on purpose: one loop body for both, tried, made
-            // CyclicLR/OneCycleLR steps about 10% slower at 4096 groups.)
+            const std::size_t si = static_cast<std::size_t>(i);
             // The memo's momentum object: 1 the packed tensor, 2 a float (a betas tuple whose beta1
             // is a float), 0 neither (the packing changed since: look up).
             auto memo_mom = [&](const group_memo* e) {
@@ -449,66 +500,64 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                 return PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) >= 1 && PyFloat_CheckExact(PyTuple_GET_ITEM(o, 0)) ? 2 : 0;
             };
             int mk = 0;
-            if (gm && memo_fresh(*gm, g) && gm->lr == vl->tensor[si] &&
-                (!p.momentum || (mk = memo_mom(gm)) != 0)) {
-                lr_h[si] = holder::packed;
-                if (mk == 1) {
-                    m_h[si] = holder::packed;
-                } else if (mk == 2) {
-                    float_momentum(si, gm, gm->mom);
-                    if (m_h[si] == holder::py_float) gm->dict = nullptr;  // it gets a new object
-                }
-                const packed_view::buffer& lb = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
-                cur[si] = lb.cpu ? read_value(lb, vl->off[si]) : 0.0;
-                if (key_ops && !gm->keys) {
-                    if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
-                        (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y))) {
-                        ok = false;
-                        break;
-                    }
-                } else {
-                    x = p.lr.x ? p.lr.x[i] : p.lr.x_key ? gm->x : cur[si];
-                    y = p.lr.y ? p.lr.y[i] : gm->y;
-                }
-                if (p.lr.x_key) (*eng->x)[si] = x;
-                if (p.lr.y_key) (*eng->y)[si] = y;
-                lr_out[si] = fastlr::eval(p.lr.u, x, y);
-                if (!p.momentum) continue;
-                double mx, my = 0.0;
-                if (key_ops && !gm->keys) {
-                    if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
-                        (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my))) {
-                        ok = false;
-                        break;
-                    }
-                } else {
-                    mx = p.mom.x ? p.mom.x[i] : gm->mx;
-                    my = p.mom.y ? p.mom.y[i] : gm->my;
-                }
-                m_out[si] = fastlr::eval(p.mom.u, mx, my);
-                continue;
+            if (!gm || !memo_fresh(*gm, g) || gm->lr != vl->tensor[si] || (p.momentum && (mk = memo_mom(gm)) == 0))
+                return 0;
+            lr_h[si] = holder::packed;
+            if (mk == 1) {
+                m_h[si] = holder::packed;
+            } else if (mk == 2) {
+                float_momentum(si, gm, gm->mom);
+                if (m_h[si] == holder::py_float) gm->dict = nullptr;  // it gets a new object
             }
+            const packed_view::buffer& lb = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
+            cur[si] = lb.cpu ? read_value(lb, vl->off[si]) : 0.0;
+            double x, y = 0.0;
+            if (key_ops && !gm->keys) {
+                if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x) ||
+                    (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y)))
+                    return -1;
+            } else {
+                x = p.lr.x ? p.lr.x[i] : p.lr.x_key ? gm->x : cur[si];
+                y = p.lr.y ? p.lr.y[i] : gm->y;
+            }
+            if (p.lr.x_key) (*eng->x)[si] = x;
+            if (p.lr.y_key) (*eng->y)[si] = y;
+            lr_out[si] = fastlr::eval(p.lr.u, x, y);
+            if (!p.momentum) return 1;
+            double mx, my = 0.0;
+            if (key_ops && !gm->keys) {
+                if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx) ||
+                    (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my)))
+                    return -1;
+            } else {
+                mx = p.mom.x ? p.mom.x[i] : gm->mx;
+                my = p.mom.y ? p.mom.y[i] : gm->my;
+            }
+            keep_mom_keys(si, mx, my);
+            m_out[si] = fastlr::eval(p.mom.u, mx, my);
+            return 1;
+#else
+            (void)i, (void)g, (void)gm;
+            return 0;
 #endif
+        };
+        // Group i by looking its keys up; stamps its memo entry when the memo can describe it.
+        auto by_lookup = [&](Py_ssize_t i, PyObject* g, group_memo* gm) -> bool {
+            const std::size_t si = static_cast<std::size_t>(i);
             PyObject* v = PyDict_GetItemWithError(g, names.lr);
-            if (!classify(vl, i, v, lr_h[si], need_repack)) {
-                ok = false;
-                break;
-            }
-            const packed_view::buffer* lb = lr_h[si] == holder::packed ? &vl->bufs[static_cast<std::size_t>(vl->buf[si])] : nullptr;
+            if (!classify(vl, i, v, lr_h[si], need_repack)) return false;
             if (lr_h[si] == holder::py_float) {
                 cur[si] = PyFloat_AS_DOUBLE(v);
                 lr_float = true;
-            } else if (lb->cpu) {
-                cur[si] = read_value(*lb, vl->off[si]);
             } else {
-                cur[si] = 0.0;  // computed on the device
+                const packed_view::buffer& lb = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
+                cur[si] = lb.cpu ? read_value(lb, vl->off[si]) : 0.0;  // (else computed on the device)
             }
+            double x, y = 0.0;
             bool key_floats = true;
             if (!operand(eng, g, p.lr.x, p.lr.x_key, i, cur[si], x, &key_floats) ||
-                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y, &key_floats))) {
-                ok = false;
-                break;
-            }
+                (p.lr.u.needs_y() && !operand(eng, g, p.lr.y, p.lr.y_key, i, 0.0, y, &key_floats)))
+                return false;
             // Gathered key operands are kept in group order for the device executor.
             if (p.lr.x_key) (*eng->x)[si] = x;
             if (p.lr.y_key) (*eng->y)[si] = y;
@@ -519,10 +568,7 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
             const bool keep = gm && lr_h[si] == holder::packed;
             if (p.momentum) {
                 PyObject* mv = momentum_value(g, p.beta1);
-                if (!classify(vm, i, mv, m_h[si], need_repack)) {
-                    ok = false;
-                    break;
-                }
+                if (!classify(vm, i, mv, m_h[si], need_repack)) return false;
                 if (m_h[si] == holder::packed) {
                     mobj = mv;
                 } else {
@@ -530,10 +576,9 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
                     float_momentum(si, keep ? gm : nullptr, mobj);
                 }
                 if (!operand(eng, g, p.mom.x, p.mom.x_key, i, 0.0, mx, &key_floats) ||
-                    (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my, &key_floats))) {
-                    ok = false;
-                    break;
-                }
+                    (p.mom.u.needs_y() && !operand(eng, g, p.mom.y, p.mom.y_key, i, 0.0, my, &key_floats)))
+                    return false;
+                keep_mom_keys(si, mx, my);
                 m_out[si] = fastlr::eval(p.mom.u, mx, my);
             }
 #if FASTLR_GROUP_MEMO
@@ -554,172 +599,134 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
 #else
             (void)keep;
 #endif
-        }
-        if (!ok) {
-            PyErr_Clear();
-            if (need_repack && attempt == 0) {
-                const fast r = pack_again(eng, f, p);
-                if (r != fast::handled) return r;
-                continue;
-            }
-            return fast::fallback;
-        }
-        const bool any_float = lr_float || mom_alloc;  // something to allocate
-        // A tensor operand makes torch's value a tensor, which torch assigns into a group that held a
-        // Python float (the group's lr or momentum becomes a tensor): such a step is torch's.
-        for (Py_ssize_t i = 0; (lr_float || mom_alloc || mom_inplace) && i < n && (eng->tensor_operand || eng->tensor_operand_mom); ++i) {
-            const std::size_t si = static_cast<std::size_t>(i);
-            if ((lr_h[si] == holder::py_float && tensor_operand_at(eng, i, false)) ||
-                (p.momentum && m_h[si] != holder::packed && tensor_operand_at(eng, i, true)))
-                return fast::fallback;
-        }
-        // Groups holding Python floats get new objects: allocate everything the writes need (may run
-        // the cyclic GC), then re-check the groups. The list of pending values is the one before the
-        // last step's when nothing else holds it (the last step's must stay as it is until this one
-        // succeeds: get_last_lr() may still need it). When every lr is packed there is nothing to
-        // allocate for the lrs: `_last_lr` is the snapshots' values.
-        ref pending, moms;
-        if (any_float) {
-            if (lr_float) {
-                PyObject* spare = eng->spare_pending;
-                const bool reuse = spare && PyList_CheckExact(spare) && Py_REFCNT(spare) == 1 && PyList_GET_SIZE(spare) == n;
-                pending.reset(reuse ? ref::incref(spare) : PyList_New(n));
-                if (!pending) return fast::error;
-                for (Py_ssize_t i = 0; i < n; ++i) {
-                    const std::size_t si = static_cast<std::size_t>(i);
-                    PyObject* o;
-                    if (lr_h[si] == holder::packed) o = ref::incref(Py_None);
-                    else if (p.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups, i), names.lr));
-                    else o = PyFloat_FromDouble(lr_out[si]);
-                    if (!o) return fast::error;
-                    if (reuse) {  // the old item is None or a float: releasing it runs no Python
-                        PyObject* old = PyList_GET_ITEM(pending.get(), i);
-                        PyList_SET_ITEM(pending.get(), i, o);
-                        Py_DECREF(old);
-                    } else {
-                        PyList_SET_ITEM(pending.get(), i, o);
-                    }
-                }
-            }
-            if (mom_alloc) {
-                moms.reset(PyList_New(n));
-                if (!moms) return fast::error;
-                for (Py_ssize_t i = 0; i < n; ++i) {
-                    const std::size_t si = static_cast<std::size_t>(i);
-                    PyObject* m;
-                    if (m_h[si] != holder::py_float) {
-                        m = ref::incref(Py_None);
-                    } else {
-                        ref mf(PyFloat_FromDouble(m_out[si]));
-                        if (!mf) return fast::error;
-                        if (p.beta1) {  // group["betas"] = (momentum, *group["betas"][1:])
-                            PyObject* betas = PyDict_GetItem(PyList_GET_ITEM(groups, i), names.betas);
-                            const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
-                            m = PyTuple_New(nb);
-                            if (!m) return fast::error;
-                            PyTuple_SET_ITEM(m, 0, mf.release());
-                            for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(m, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
-                        } else {
-                            m = mf.release();
-                        }
-                    }
-                    PyList_SET_ITEM(moms.get(), i, m);
-                }
-            }
-            if (PyList_GET_SIZE(groups) != n) return fast::fallback;
-            for (Py_ssize_t i = 0; i < n; ++i) {
-                PyObject* g = PyList_GET_ITEM(groups, i);
-                if (!PyDict_CheckExact(g)) return fast::fallback;
-#if FASTLR_GROUP_MEMO
-                // A float to rewrite in place must still be where it was, held by its group only.
-                // (m_h holds this step's values only when momentum is cycled: other paths use the
-                // same scratch bytes for their own flags.)
-                if (mom_inplace && m_h[static_cast<std::size_t>(i)] == holder::in_place) {
-                    const group_memo& gm = memo[static_cast<std::size_t>(i)];
-                    PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
-                    if (!memo_fresh(gm, g) || Py_REFCNT(gm.mom) != 1 || Py_REFCNT(b1) != 1)
-                        return fast::fallback;
-                }
-#endif
-            }
-        }
-
-        // Pass 2: device buffers first (their executor may raise; then nothing else is written).
-        const bool lr_keep = p.lr.u.kind == update::op::keep;
-        auto device_side = [&](packed_view* v, const side& sd, bool keep) -> bool {
-            if (!v) return true;
-            for (std::size_t bi = 0; bi < v->bufs.size(); ++bi) {
-                const packed_view::buffer& b = v->bufs[bi];
-                if (b.cpu) continue;
-                if (keep) {  // values unchanged: only the snapshot for get_last_lr()
-                    if (!device_step(*v, b, bi, update::keep(), nullptr, true, nullptr, false)) return false;
-                    continue;
-                }
-                const double* xs = sd.x ? sd.x : (sd.x_key ? eng->x->data() : nullptr);
-                const double* ys = sd.y ? sd.y : (sd.y_key ? eng->y->data() : nullptr);
-                if (!device_step(*v, b, bi, sd.u, xs, sd.x_current(), ys, sd.u.needs_y())) return false;
-            }
             return true;
         };
-        if (!device_side(vl, p.lr, lr_keep)) return fast::error;
-        if (p.momentum && vm && vm->bufs.size()) {
-            // Momentum key operands were not kept in group order above: the device side of a
-            // key-operand momentum (OneCycleLR) gathers them now.
-            bool device_mom = false;
-            for (const auto& b : vm->bufs) device_mom = device_mom || !b.cpu;
-            if (device_mom && (p.mom.x_key || p.mom.y_key)) {
-                for (Py_ssize_t i = 0; i < n; ++i) {
-                    PyObject* g = PyList_GET_ITEM(groups, i);
-                    double mx = 0.0, my = 0.0;
-                    if (p.mom.x_key && !group_value(eng, g, p.mom.x_key, i, mx)) return fast::fallback;
-                    if (p.mom.y_key && !group_value(eng, g, p.mom.y_key, i, my)) return fast::fallback;
-                    (*eng->x)[static_cast<std::size_t>(i)] = mx;
-                    (*eng->y)[static_cast<std::size_t>(i)] = my;
-                }
+        bool ok = true;
+        for (Py_ssize_t i = 0; i < n && ok; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups, i);
+#if defined(__GNUC__)
+            // The dicts are scattered over the heap: fetch the ones a few groups ahead meanwhile.
+            if (i + 8 < n) __builtin_prefetch(PyList_GET_ITEM(groups, i + 8));
+#endif
+            if (!PyDict_CheckExact(g)) {
+                ok = false;
+                break;
             }
-            if (!device_side(vm, p.mom, false)) return fast::error;
+            group_memo* gm = memo && vl ? &memo[static_cast<std::size_t>(i)] : nullptr;
+            const int r = from_memo(i, g, gm);
+            ok = r == 0 ? by_lookup(i, g, gm) : r > 0;
         }
+        need_repack_ = need_repack;
+        lr_float_ = lr_float;
+        mom_alloc_ = mom_alloc;
+        mom_inplace_ = mom_inplace;
+        if (ok) return read::ok;
+        PyErr_Clear();
+        return need_repack ? read::repack : read::fallback;
+    }
+
+    /// Phase 2: a tensor operand makes torch's value a tensor, which torch assigns into a group that
+    /// held a Python float (the group's lr or momentum becomes a tensor): such a step is torch's.
+    bool tensor_into_float() const {
+        if (!(lr_float_ || mom_alloc_ || mom_inplace_) || !(eng_->tensor_operand || eng_->tensor_operand_mom)) return false;
+        for (Py_ssize_t i = 0; i < n_; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            if ((lr_h_[si] == holder::py_float && tensor_operand_at(eng_, i, false)) ||
+                (p_.momentum && m_h_[si] != holder::packed && tensor_operand_at(eng_, i, true)))
+                return true;
+        }
+        return false;
+    }
+
+    /// Phase 3: groups holding Python floats get new objects: allocate everything the writes need
+    /// (may run the cyclic GC), then check the groups again. The list of pending values is the one
+    /// before the last step's when nothing else holds it (the last step's must stay as it is until
+    /// this one succeeds: get_last_lr() may still need it). When every lr is packed there is nothing
+    /// to allocate for the lrs: `_last_lr` is the snapshots' values.
+    fast allocate() {
+        if (!lr_float_ && !mom_alloc_) return fast::handled;
+        if (lr_float_ && !allocate_lrs()) return fast::error;
+        if (mom_alloc_ && !allocate_momenta()) return fast::error;
+        if (PyList_GET_SIZE(groups_) != n_) return fast::fallback;
+        for (Py_ssize_t i = 0; i < n_; ++i) {
+            PyObject* g = PyList_GET_ITEM(groups_, i);
+            if (!PyDict_CheckExact(g)) return fast::fallback;
 #if FASTLR_GROUP_MEMO
-        // The device executor (Python) may have run since the in-place floats were checked (the
-        // allocations above re-checked them already): check them again.
+            // A float to rewrite in place must still be where it was, held by its group only.
+            if (mom_inplace_ && m_h_[static_cast<std::size_t>(i)] == holder::in_place && !in_place_intact(i, g))
+                return fast::fallback;
+#endif
+        }
+        return fast::handled;
+    }
+
+    /// Phase 4: device buffers (their executor may raise; then nothing else is written).
+    bool write_devices() {
+        const bool lr_keep = p_.lr.u.kind == update::op::keep;
+        if (!device_side(vl_, p_.lr, lr_keep, eng_->x->data(), eng_->y->data())) return false;
+        if (!p_.momentum || !vm_) return true;
+        return device_side(vm_, p_.mom, false, eng_->mx->data(), eng_->my->data());
+    }
+
+    /// Phase 5: the device executor (Python) may have run since the in-place floats were checked (the
+    /// allocations re-checked them already when there were any): check them again. A float someone
+    /// took a reference to meanwhile gets torch's new object instead.
+    bool recheck_in_place() {
+#if FASTLR_GROUP_MEMO
         bool ran_python = false;
-        for (packed_view* v : {vl, vm})
+        for (packed_view* v : {vl_, vm_})
             if (v)
                 for (const auto& b : v->bufs) ran_python = ran_python || !b.cpu;
-        if (mom_inplace && ran_python && !any_float) {
-            for (Py_ssize_t i = 0; i < n; ++i) {
-                const std::size_t si = static_cast<std::size_t>(i);
-                if (m_h[si] != holder::in_place) continue;
-                group_memo& gm = memo[si];
-                PyObject* g = PyList_GET_SIZE(groups) == n ? PyList_GET_ITEM(groups, i) : nullptr;
-                if (!g || !PyDict_CheckExact(g) || !memo_fresh(gm, g)) {
-                    PyErr_SetString(PyExc_RuntimeError, "fastlr: the optimizer's param groups changed while the "
-                                                        "device lr update ran");
-                    return fast::error;
-                }
-                PyObject* b1 = p.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
-                if (Py_REFCNT(gm.mom) == 1 && Py_REFCNT(b1) == 1) continue;
-                // Someone took a reference meanwhile: torch's new object instead (a float allocates
-                // nothing the cyclic GC tracks, so no Python runs; a betas tuple would).
-                if (p.beta1) {
-                    PyErr_SetString(PyExc_RuntimeError, "fastlr: a betas tuple was taken while the device lr update ran");
-                    return fast::error;
-                }
-                ref nf(PyFloat_FromDouble(m_out[si]));
-                if (!nf || PyDict_SetItem(g, names.momentum, nf.get()) < 0) return fast::error;
-                m_h[si] = holder::py_float;  // written
-                gm.dict = nullptr;
+        if (!mom_inplace_ || !ran_python || lr_float_ || mom_alloc_) return true;
+        for (Py_ssize_t i = 0; i < n_; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            if (m_h_[si] != holder::in_place) continue;
+            group_memo& gm = memo_[si];
+            PyObject* g = PyList_GET_SIZE(groups_) == n_ ? PyList_GET_ITEM(groups_, i) : nullptr;
+            if (!g || !PyDict_CheckExact(g) || !memo_fresh(gm, g)) {
+                PyErr_SetString(PyExc_RuntimeError, "fastlr: the optimizer's param groups changed while the "
+                                                    "device lr update ran");
+                return false;
             }
+            PyObject* b1 = p_.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
+            if (Py_REFCNT(gm.mom) == 1 && Py_REFCNT(b1) == 1) continue;
+            // (A float allocates nothing the cyclic GC tracks, so no Python runs; a betas tuple would.)
+            if (p_.beta1) {
+                PyErr_SetString(PyExc_RuntimeError, "fastlr: a betas tuple was taken while the device lr update ran");
+                return false;
+            }
+            ref nf(PyFloat_FromDouble(m_out_[si]));
+            if (!nf || PyDict_SetItem(g, names.momentum, nf.get()) < 0) return false;
+            m_h_[si] = holder::py_float;  // written
+            gm.dict = nullptr;
         }
 #endif
-        // CPU buffers: write memory directly, then the snapshots for get_last_lr().
+        return true;
+    }
+
+    /// Phase 6: CPU memory directly (buffers, floats in place), the snapshots for get_last_lr(), then
+    /// the new objects into the Python-float groups, momentum then lr, as torch writes them.
+    FASTLR_NOINLINE fast write_host() {
+        // (Locals, for the loop: see compute().)
+        const plan& p = p_;
+        const Py_ssize_t n = n_;
+        packed_view* const vl = vl_;
+        packed_view* const vm = vm_;
+        const holder* const lr_h = lr_h_;
+        const holder* const m_h = m_h_;
+        const double* const lr_out = lr_out_.data();
+        const double* const m_out = m_out_.data();
+        const bool lr_write = p.lr.u.kind != update::op::keep;
+        const bool momentum = p.momentum;
+        [[maybe_unused]] const bool mom_inplace = mom_inplace_;
+        [[maybe_unused]] group_memo* const memo = memo_;
         for (Py_ssize_t i = 0; i < n; ++i) {
             const std::size_t si = static_cast<std::size_t>(i);
-            if (!lr_keep && lr_h[si] == holder::packed) {
+            if (lr_write && lr_h[si] == holder::packed) {
                 packed_view::buffer& b = vl->bufs[static_cast<std::size_t>(vl->buf[si])];
                 if (b.cpu) write_value(b, vl->off[si], lr_out[si]);
             }
-            if (p.momentum && m_h[si] == holder::packed) {
+            if (momentum && m_h[si] == holder::packed) {
                 packed_view::buffer& b = vm->bufs[static_cast<std::size_t>(vm->buf[si])];
                 if (b.cpu) write_value(b, vm->off[si], m_out[si]);
             }
@@ -734,22 +741,159 @@ fast execute_tensors(Engine* eng, frame& f, const plan& p) {
         if (vl)
             for (auto& b : vl->bufs)
                 if (b.cpu) snapshot(b);
-        // Python-float groups: momentum then lr, as torch writes them.
-        for (Py_ssize_t i = 0; mom_alloc && i < n; ++i) {
-            const std::size_t si = static_cast<std::size_t>(i);
-            PyObject* g = PyList_GET_ITEM(groups, i);
-            if (m_h[si] == holder::py_float &&
-                PyDict_SetItem(g, p.beta1 ? names.betas : names.momentum, PyList_GET_ITEM(moms.get(), i)) < 0)
+        for (Py_ssize_t i = 0; mom_alloc_ && i < n_; ++i) {
+            if (m_h_[static_cast<std::size_t>(i)] == holder::py_float &&
+                PyDict_SetItem(PyList_GET_ITEM(groups_, i), p_.beta1 ? names.betas : names.momentum,
+                               PyList_GET_ITEM(moms_.get(), i)) < 0)
                 return fast::error;
         }
-        if (!lr_keep && lr_float) {
-            for (Py_ssize_t i = 0; i < n; ++i) {
-                PyObject* o = PyList_GET_ITEM(pending.get(), i);
-                if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups, i), names.lr, o) < 0) return fast::error;
+        if (lr_write && lr_float_) {
+            for (Py_ssize_t i = 0; i < n_; ++i) {
+                PyObject* o = PyList_GET_ITEM(pending_.get(), i);
+                if (o != Py_None && PyDict_SetItem(PyList_GET_ITEM(groups_, i), names.lr, o) < 0) return fast::error;
             }
         }
-        set_pending_last_lr(eng, lr_float ? pending.release() : nullptr);
+        set_pending_last_lr(eng_, lr_float_ ? pending_.release() : nullptr);
         return fast::handled;
+    }
+
+private:
+    /// The pending `_last_lr` list: new floats for Python-float groups, None for packed ones.
+    bool allocate_lrs() {
+        PyObject* spare = eng_->spare_pending;
+        const bool reuse = spare && PyList_CheckExact(spare) && Py_REFCNT(spare) == 1 && PyList_GET_SIZE(spare) == n_;
+        pending_.reset(reuse ? ref::incref(spare) : PyList_New(n_));
+        if (!pending_) return false;
+        for (Py_ssize_t i = 0; i < n_; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            PyObject* o;
+            if (lr_h_[si] == holder::packed) o = ref::incref(Py_None);
+            else if (p_.lr.u.kind == update::op::keep) o = ref::incref(PyDict_GetItem(PyList_GET_ITEM(groups_, i), names.lr));
+            else o = PyFloat_FromDouble(lr_out_[si]);
+            if (!o) return false;
+            if (reuse) {  // the old item is None or a float: releasing it runs no Python
+                PyObject* old = PyList_GET_ITEM(pending_.get(), i);
+                PyList_SET_ITEM(pending_.get(), i, o);
+                Py_DECREF(old);
+            } else {
+                PyList_SET_ITEM(pending_.get(), i, o);
+            }
+        }
+        return true;
+    }
+
+    /// The new momentum objects: a float, or for beta1 `(momentum, *group["betas"][1:])`.
+    bool allocate_momenta() {
+        moms_.reset(PyList_New(n_));
+        if (!moms_) return false;
+        for (Py_ssize_t i = 0; i < n_; ++i) {
+            const std::size_t si = static_cast<std::size_t>(i);
+            PyObject* m;
+            if (m_h_[si] != holder::py_float) {
+                m = ref::incref(Py_None);
+            } else {
+                ref mf(PyFloat_FromDouble(m_out_[si]));
+                if (!mf) return false;
+                if (p_.beta1) {
+                    PyObject* betas = PyDict_GetItem(PyList_GET_ITEM(groups_, i), names.betas);
+                    const Py_ssize_t nb = PyTuple_GET_SIZE(betas);
+                    m = PyTuple_New(nb);
+                    if (!m) return false;
+                    PyTuple_SET_ITEM(m, 0, mf.release());
+                    for (Py_ssize_t j = 1; j < nb; ++j) PyTuple_SET_ITEM(m, j, ref::incref(PyTuple_GET_ITEM(betas, j)));
+                } else {
+                    m = mf.release();
+                }
+            }
+            PyList_SET_ITEM(moms_.get(), i, m);
+        }
+        return true;
+    }
+
+#if FASTLR_GROUP_MEMO
+    bool in_place_intact(Py_ssize_t i, PyObject* g) const {
+        const group_memo& gm = memo_[static_cast<std::size_t>(i)];
+        PyObject* b1 = p_.beta1 ? PyTuple_GET_ITEM(gm.mom, 0) : gm.mom;
+        return memo_fresh(gm, g) && Py_REFCNT(gm.mom) == 1 && Py_REFCNT(b1) == 1;
+    }
+#endif
+
+    /// One side's non-CPU buffers, each by one call into the device executor. `xk`/`yk`: the side's
+    /// key operands, gathered in group order by compute().
+    bool device_side(packed_view* v, const side& sd, bool keep, const double* xk, const double* yk) {
+        if (!v) return true;
+        for (std::size_t bi = 0; bi < v->bufs.size(); ++bi) {
+            const packed_view::buffer& b = v->bufs[bi];
+            if (b.cpu) continue;
+            if (keep) {  // values unchanged: only the snapshot for get_last_lr()
+                if (!device_step(*v, b, bi, update::keep(), nullptr, true, nullptr, false)) return false;
+                continue;
+            }
+            const double* xs = sd.x ? sd.x : (sd.x_key ? xk : nullptr);
+            const double* ys = sd.y ? sd.y : (sd.y_key ? yk : nullptr);
+            if (!device_step(*v, b, bi, sd.u, xs, sd.x_current(), ys, sd.u.needs_y())) return false;
+        }
+        return true;
+    }
+
+    Engine* eng_;
+    const plan& p_;
+    PyObject* groups_;
+    const Py_ssize_t n_;
+    packed_view* vl_;
+    packed_view* vm_;
+    group_memo* memo_;
+    std::vector<double>& cur_;     // the lr side's current values (its x when current)
+    std::vector<double>& lr_out_;  // the lr side's new values
+    std::vector<double>& m_out_;   // the momentum side's new values
+    holder* lr_h_;
+    holder* m_h_;
+    const bool key_ops_;
+    bool need_repack_ = false;
+    bool lr_float_ = false;     // a group holds its lr as a Python float (new floats, `_last_lr` list)
+    bool mom_alloc_ = false;    // a group's momentum (beta1) float needs a new object (tuple)
+    bool mom_inplace_ = false;  // a group's momentum (beta1) float is rewritten in place
+    ref pending_, moms_;        // allocate()'s objects
+};
+
+}  // namespace
+
+fast execute_tensors(Engine* eng, frame& f, const plan& p) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        const Py_ssize_t n = f.n;
+        if (PyList_GET_SIZE(f.groups.get()) != n) return fast::fallback;
+        // The engine's views must be the optimizer's current packings (another scheduler, or a
+        // replaced tensor, may have packed the groups again): else pack again, once.
+        if (!views_current(eng, f, p)) {
+            if (attempt) return fast::fallback;
+            const fast r = pack_again(eng, f, p);
+            if (r != fast::handled) return r;
+            continue;
+        }
+        // A tensor shared with another optimizer, which packed it: torch's code writes it (fill_), as
+        // torch would, whatever order the two optimizers' schedulers step in.
+        if ((eng->plr && eng->plr->foreign) || (eng->pmom && eng->pmom->foreign)) return fast::fallback;
+        if (!fit(eng, static_cast<std::size_t>(n))) return fast::error;
+        group_memo* memo = memo_for(eng, p, n);
+        if (packed_fast_lane(eng, f, p, memo)) return fast::handled;
+        tensor_step step(eng, f, p, memo);
+        switch (step.compute()) {
+            case tensor_step::read::ok:
+                break;
+            case tensor_step::read::repack:
+                if (attempt == 0) {
+                    const fast r = pack_again(eng, f, p);
+                    if (r != fast::handled) return r;
+                    continue;
+                }
+                return fast::fallback;
+            case tensor_step::read::fallback:
+                return fast::fallback;
+        }
+        if (step.tensor_into_float()) return fast::fallback;
+        if (const fast r = step.allocate(); r != fast::handled) return r;
+        if (!step.write_devices() || !step.recheck_in_place()) return fast::error;
+        return step.write_host();
     }
     return fast::fallback;
 }
@@ -817,6 +961,12 @@ PyObject* take_last_lr(Engine* eng) {
     if (!eng->last_stale || !eng->last_pending) {
         PyErr_SetString(PyExc_RuntimeError, "no pending _last_lr");
         return nullptr;
+    }
+    if (eng->last_settled) {  // built before the views changed (settle_pending_last_lr)
+        PyObject* out = eng->last_pending;
+        eng->last_pending = nullptr;
+        eng->last_stale = eng->last_settled = false;
+        return out;
     }
     ref values;
     if (eng->plr) {

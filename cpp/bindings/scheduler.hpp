@@ -354,6 +354,7 @@ struct Engine {
     PyObject* last_pending;  // Py_None: every group's lr was packed (the list is the snapshots' values)
     PyObject* spare_pending;  // the list before it, reused by the next tensor step (owned; may be null)
     bool last_stale;
+    bool last_settled;  // last_pending is a whole list built before the views changed (no None in it)
     /// Per group, what this engine's last step found there (see group_memo): the float paths, the
     /// lambda classes, the fused chain and the tensor executor (its packed tensor); an entry is
     /// valid while the group dict's version is unchanged.
@@ -500,6 +501,7 @@ void set_pending_last_lr(Engine* eng, PyObject* pending);
 /// `_last_lr` was stored in the instance dict: nothing is pending any more.
 inline void clear_pending_last_lr(Engine* eng) {
     eng->last_stale = false;
+    eng->last_settled = false;
     Py_CLEAR(eng->last_pending);
 }
 
@@ -525,6 +527,8 @@ bool packed_lr_value(Engine* eng, Py_ssize_t i, PyObject* t, double& out);
 PyObject* take_last_lr(Engine* eng);
 /// Drop the engine's packed views (the groups' tensors stay where they are).
 void unpack(Engine* eng);
+/// Before the views change (packing again): a pending `_last_lr` is built from the views it belongs to.
+bool settle_pending_last_lr(Engine* eng);
 
 // The protocols (sched_standard.cpp, sched_events.cpp).
 fast standard_update(Engine* eng, PyObject* self, bool from_step, PyObject* epoch);
