@@ -214,11 +214,16 @@ def apply(action: tuple[Any, ...], name: str, s: Any, o: Any, k: int) -> None:
     script=st.lists(actions, min_size=1, max_size=25),
 )
 def test_hostile_twin(name: str, kinds: list[str], events: list[tuple[int, str]], script: list[Any]) -> None:
+    run_twin(name, kinds, events, script, _TorchNS, F)
+
+
+def run_twin(name: str, kinds: list[str], events: list[tuple[int, str]], script: list[Any],
+             torch_side: Any, fast_side: Any) -> None:
+    """One hostile-twin example: `torch_side` and `fast_side` give the classes by name."""
     sides = []
-    for mod in (torch.optim.lr_scheduler, F):
+    for m in (torch_side, fast_side):
         o = make_opt(kinds)
         plan = Plan(list(events))
-        m = mod if mod is F else _TorchNS
         got = outcome(lambda: build(name, m, o, plan))
         sides.append((got, o))
     (t_out, o_t), (f_out, o_f) = sides

@@ -6,6 +6,8 @@
   (needs torch; imported on first use, so ``import fastlr`` itself never imports torch).
 * :func:`fastlr.get_scheduler` - Hugging Face's ``get_scheduler`` names, as a
   :class:`~fastlr.lr_scheduler.ScheduledLR` (needs torch).
+* :func:`fastlr.patch_torch` / :func:`fastlr.unpatch_torch` - torch's scheduler names build fastlr's
+  classes, for code you cannot change (needs torch).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from . import schedules
 from ._core import __version__
 
-__all__ = ["__version__", "get_scheduler", "lr_scheduler", "schedules"]
+__all__ = ["__version__", "get_scheduler", "lr_scheduler", "patch_torch", "schedules", "unpatch_torch"]
 
 
 def _torch_module(name: str) -> Any:
@@ -35,4 +37,6 @@ def __getattr__(name: str) -> Any:
         return _torch_module("fastlr.lr_scheduler")
     if name in ("get_scheduler", "ScheduledLR"):
         return getattr(_torch_module("fastlr._scheduled"), name)
+    if name in ("patch_torch", "unpatch_torch", "torch_patched"):
+        return getattr(_torch_module("fastlr._patch"), name)
     raise AttributeError(f"module 'fastlr' has no attribute {name!r}")

@@ -201,11 +201,16 @@ def _warm_restarts(p: Tensor, t: Tensor) -> Tensor:
     # t_mult != 1: the cycle from the logarithm, corrected against the cycle starts
     i = torch.floor(torch.log(1.0 + t / T0 * (m - 1.0)) / torch.log(m))
     i = torch.where(~(i >= 0.0), torch.zeros_like(i), i)
+    def start(j: Tensor) -> Tensor:  # shapes.hpp's warm_restarts_start
+        s = T0 * ((m.pow(j) - 1.0) / (m - 1.0))
+        r = torch.floor(s + 0.5)
+        return torch.where((s - r).abs() <= 8.0 * 2.220446049250313e-16 * r.abs(), r, s)
+
     for _ in range(4):
-        down = (T0 * (m.pow(i) - 1.0) / (m - 1.0) > t) & (i > 0.0)
-        up = ~down & (T0 * (m.pow(i + 1.0) - 1.0) / (m - 1.0) <= t)
+        down = (start(i) > t) & (i > 0.0)
+        up = ~down & (start(i + 1.0) <= t)
         i = torch.where(down, i - 1.0, torch.where(up, i + 1.0, i))
-    sm = T0 * (m.pow(i) - 1.0) / (m - 1.0)
+    sm = start(i)
     lm = T0 * m.pow(i)
     unit = m == 1.0
     i = torch.where(unit, i1, i)

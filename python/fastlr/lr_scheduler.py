@@ -60,6 +60,14 @@ __all__ = [
 
 EPOCH_DEPRECATION_WARNING: str = _tls.EPOCH_DEPRECATION_WARNING
 
+# torch's own classes, as imported. Code that runs at call time refers to these, never to
+# `_tls.<name>`: fastlr.patch_torch() rebinds torch's module names to fastlr's classes.
+TORCH_CLASSES: dict[str, type] = {n: getattr(_tls, n) for n in _tls.__all__ if isinstance(getattr(_tls, n, None), type)}
+TORCH_CLASSES["SWALR"] = _swa.SWALR
+_TorchLRScheduler: Any = TORCH_CLASSES["LRScheduler"]
+_TorchPlateau: Any = TORCH_CLASSES["ReduceLROnPlateau"]
+_TorchWarmRestarts: Any = TORCH_CLASSES["CosineAnnealingWarmRestarts"]
+
 # Engine kinds (cpp/bindings/register_scheduler.cpp, enum `kind`).
 _KIND_NONE = 0
 _KIND_LAMBDA = 1
@@ -123,7 +131,7 @@ class LRScheduler(_tls.LRScheduler):
     def __init__(self, optimizer: Any, last_epoch: int = -1) -> None:
         """torch's ``LRScheduler.__init__``, for subclasses written as torch's docs teach."""
         _init_slots(self)
-        _tls.LRScheduler.__init__(self, optimizer, last_epoch)
+        _TorchLRScheduler.__init__(self, optimizer, last_epoch)
 
     _fastlr_kind: int = _KIND_NONE
     _fastlr_active_kind: int = _KIND_NONE
@@ -172,7 +180,7 @@ class LRScheduler(_tls.LRScheduler):
     def _fastlr_enable_capture(self) -> None:
         """Switch this scheduler to capturable mode (the ``capturable=True`` constructor argument)."""
         cap: Any
-        if isinstance(self, _tls.ReduceLROnPlateau):
+        if isinstance(self, _TorchPlateau):
             cap = _capturable.PlateauCapture(self)
         else:
             cap = _capturable.Capture(self)
@@ -192,19 +200,19 @@ class LRScheduler(_tls.LRScheduler):
     def _fastlr_capturable_step(self, *args: Any, **kwargs: Any) -> None:
         """step() in capturable mode: one device launch (or fixed torch ops) and host bookkeeping."""
         cap = _capture_of(self)
-        if isinstance(self, _tls.ReduceLROnPlateau):
-            bound = inspect.signature(_tls.ReduceLROnPlateau.step).bind(self, *args, **kwargs)
+        if isinstance(self, _TorchPlateau):
+            bound = inspect.signature(_TorchPlateau.step).bind(self, *args, **kwargs)
             metrics, epoch = bound.arguments["metrics"], bound.arguments.get("epoch")
             if epoch is not None:
                 raise ValueError("capturable ReduceLROnPlateau steps one epoch at a time (no epoch argument)")
             self.last_epoch += 1
             cap.step(self, metrics)
-        elif isinstance(self, _tls.CosineAnnealingWarmRestarts):
-            epoch = inspect.signature(_tls.CosineAnnealingWarmRestarts.step).bind(self, *args, **kwargs).arguments.get("epoch")
+        elif isinstance(self, _TorchWarmRestarts):
+            epoch = inspect.signature(_TorchWarmRestarts.step).bind(self, *args, **kwargs).arguments.get("epoch")
             self.last_epoch = max(self.last_epoch + 1, 0) if epoch is None else epoch
             cap.update(epoch)
         else:
-            _tls.LRScheduler.step(self, *args, **kwargs)  # warnings and counters; _update_lr enqueues
+            _TorchLRScheduler.step(self, *args, **kwargs)  # warnings and counters; _update_lr enqueues
 
     def _fastlr_sync_capture(self) -> None:
         """Host attributes from the device state (a synchronisation): graph replays advance only it."""
@@ -219,7 +227,7 @@ class LRScheduler(_tls.LRScheduler):
             if le != d.get("last_epoch") and "_step_count" in d:
                 d["_step_count"] += le - d["last_epoch"]
             d["last_epoch"] = le
-            if isinstance(self, _tls.CosineAnnealingWarmRestarts):
+            if isinstance(self, _TorchWarmRestarts):
                 d["T_cur"], d["T_i"] = _capturable.warm_restarts_counters(self.T_0, self.T_mult, le)
         if cap.dirty:
             d["_last_lr"] = [g["lr"].detach().clone() for g in self.optimizer.param_groups]
@@ -445,7 +453,7 @@ _core._install(
     LRScheduler.__dict__["_fastlr_engine"],
     {
         "Counter": collections.Counter,
-        "get_last_lr": _tls.LRScheduler.get_last_lr,
+        "get_last_lr": _TorchLRScheduler.get_last_lr,
         "capture_slot": LRScheduler.__dict__["_fastlr_capture"],
         "partial": functools.partial,
         "update_group": _tls._update_param_group_val,

@@ -995,7 +995,11 @@ class _WarmRestarts(Schedule):
     def _cycle_start(self, i: int) -> float:
         if self.t_mult == 1.0:
             return float(self.period) * i
-        return float(self.period) * (self.t_mult**i - 1.0) / (self.t_mult - 1.0)
+        # As the engine computes it (shapes.hpp, warm_restarts_start): the geometric sum first, then
+        # snapped to a whole step within a few ulps.
+        s = float(self.period) * ((self.t_mult**i - 1.0) / (self.t_mult - 1.0))
+        r = math.floor(s + 0.5)
+        return float(r) if abs(s - r) <= 8.0 * 2.220446049250313e-16 * abs(r) else s
 
     @property
     def horizon(self) -> Number | None:

@@ -177,12 +177,23 @@ FASTLR_HD inline double onecycle(const double* p, double t) {
 }
 
 /// warm_restarts: [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay]  (SGDR)
-/// Cycle i starts at S_i = T0 * (t_mult**i - 1) / (t_mult - 1) (T0 * i when t_mult == 1) and lasts
+/// Cycle i starts at S_i = T0 * (t_mult**i - 1) / (t_mult - 1) (T0 * i when t_mult == 1; see
+/// warm_restarts_start for its rounding) and lasts
 /// T_i = T0 * t_mult**i. Inside cycle i (i < cycle_limit; cycle_limit may be +inf):
 ///   v = min + 0.5 * (max * cycle_decay**i - min) * (1 + cos(pi * ((t - S_i) / T_i) ** k_decay)),
 /// and min from the end of cycle cycle_limit - 1 on (timm CosineLRScheduler; torch
 /// CosineAnnealingWarmRestarts with integer T_mult). The cycle index from the logarithm is corrected
 /// against the cycle starts, so a restart lands exactly on its step (torch's int(log) can miss one).
+/// Start of cycle i (t_mult m != 1): T0 * ((m**i - 1) / (m - 1)), the geometric sum taken first (so
+/// cycle 1 starts at T0 exactly: (T0 * (m - 1)) / (m - 1) can round above T0 and miss the first
+/// restart), then snapped to the whole step it is within a few ulps of (a restart whose exact start
+/// is a whole step lands on it).
+FASTLR_HD inline double warm_restarts_start(double T0, double m, double i) {
+    const double s = T0 * ((::pow(m, i) - 1.0) / (m - 1.0));
+    const double r = ::floor(s + 0.5);
+    return ::fabs(s - r) <= 8.0 * 2.220446049250313e-16 * ::fabs(r) ? r : s;
+}
+
 FASTLR_HD inline double warm_restarts(const double* p, double t) {
     const double top = p[0], low = p[1], T0 = p[2], m = p[3], decay = p[4], limit = p[5], k = p[6];
     double i, start, len;
@@ -197,11 +208,11 @@ FASTLR_HD inline double warm_restarts(const double* p, double t) {
         if (!(i >= 0.0)) i = 0.0;
         // At most a step or two of correction, bounded for safety.
         for (int r = 0; r < 4; ++r) {
-            if (T0 * (::pow(m, i) - 1.0) / (m - 1.0) > t && i > 0.0) i -= 1.0;
-            else if (T0 * (::pow(m, i + 1.0) - 1.0) / (m - 1.0) <= t) i += 1.0;
+            if (warm_restarts_start(T0, m, i) > t && i > 0.0) i -= 1.0;
+            else if (warm_restarts_start(T0, m, i + 1.0) <= t) i += 1.0;
             else break;
         }
-        start = T0 * (::pow(m, i) - 1.0) / (m - 1.0);
+        start = warm_restarts_start(T0, m, i);
         len = T0 * ::pow(m, i);
     }
     if (!(i < limit)) return low;
