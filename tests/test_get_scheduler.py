@@ -419,3 +419,37 @@ def test_scheduled_lr_errors():
         fastlr.ScheduledLR(make_opt(cls=torch.optim.Adagrad), S.constant(1.0), momentum=S.constant(0.9))
     with pytest.raises(TypeError, match="is not an Optimizer"):
         fastlr.ScheduledLR(None, S.constant(1.0))
+
+
+def _trainer_loop(sched: Any, opt: Any, metrics: list[float]) -> list[float]:
+    """Hugging Face Trainer's stepping logic (trainer.py): step() after each training step unless the
+    scheduler is torch's ReduceLROnPlateau, which gets step(metric) after each evaluation (here every
+    10 steps). Lightning's `reduce_on_plateau` flag is the same isinstance test."""
+    plateau = isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    lrs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in range(200):
+            opt.step()
+            if not plateau:
+                sched.step()
+            if step % 10 == 9 and plateau:
+                sched.step(metrics[step // 10])
+            lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
+def test_reduce_lr_on_plateau_is_recognised_by_trainers():
+    """The issue's report: get_scheduler("reduce_lr_on_plateau") inside Trainer kept lr at 1e-3 for 200
+    steps (the frameworks test isinstance(s, torch's ReduceLROnPlateau) to pass the metric), where
+    transformers' own reduced. It must reduce exactly as transformers' (torch's class with the kwargs)."""
+    metrics = [1.0 + 0.01 * i for i in range(20)]  # never improves
+    kw = dict(patience=1, factor=0.5, min_lr=1e-8)
+    o1, o2 = make_opt(), make_opt()
+    ours = fastlr.get_scheduler("reduce_lr_on_plateau", o2, num_warmup_steps=5, num_training_steps=200,
+                                scheduler_specific_kwargs=kw)
+    assert isinstance(ours, torch.optim.lr_scheduler.ReduceLROnPlateau) and ours.uses_fast_path
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(o1, **kw)  # transformers' get_reduce_on_plateau_schedule
+    a, b = _trainer_loop(theirs, o1, metrics), _trainer_loop(ours, o2, metrics)
+    assert a == b
+    assert b[-1] < b[0] / 100

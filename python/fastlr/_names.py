@@ -16,7 +16,8 @@ Each name builds a schedule of *multipliers* of the base learning rate (as Huggi
 * ``cosine_with_min_lr``: ``r + (1 - r) * 0.5 * (1 + cos(pi * num_cycles * 2 * p))``, ``r`` =
   ``min_lr_rate`` or ``min_lr / lr_init``;
 * ``warmup_stable_decay``: see :func:`fastlr.schedules.wsd` (warm-up from ``min_lr_ratio``);
-* ``reduce_lr_on_plateau``: a :func:`fastlr.schedules.plateau` node.
+* ``reduce_lr_on_plateau``: a :func:`fastlr.schedules.plateau` node (``fastlr.get_scheduler`` returns
+  :class:`fastlr.lr_scheduler.ReduceLROnPlateau` instead, as transformers returns torch's class).
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ def get_scheduler(
     num_training_steps: int | None = None,
     scheduler_specific_kwargs: Mapping[str, Any] | None = None,
     **kwargs: Any,
-) -> ScheduledLR:
+) -> Any:
     """Hugging Face's ``transformers.get_scheduler``, as a :class:`ScheduledLR`.
 
     Same names, arguments and formulas (``linear``, ``cosine``, ``cosine_with_restarts``,
@@ -294,9 +294,10 @@ def get_scheduler(
     (:func:`fastlr.schedules.names`). Schedule arguments go in ``scheduler_specific_kwargs`` (as in
     transformers) or as keywords. Multipliers of each group's initial lr, as Hugging Face's
     ``LambdaLR``; ``polynomial`` and ``cosine_with_min_lr(min_lr=...)`` read
-    ``optimizer.defaults["lr"]`` as transformers does. ``reduce_lr_on_plateau`` gives one absolute
-    :func:`~fastlr.schedules.plateau` per group (torch ``ReduceLROnPlateau``'s semantics, ``min_lr``
-    a float or one per group); step it with ``scheduler.step(metric)``.
+    ``optimizer.defaults["lr"]`` as transformers does. ``reduce_lr_on_plateau`` returns
+    :class:`fastlr.lr_scheduler.ReduceLROnPlateau` built with the schedule arguments, as
+    transformers returns torch's: an instance of torch's class (frameworks that test for it pass the
+    metric), stepped with ``scheduler.step(metric)``.
     """
     from ._names import NAMES
 
@@ -308,16 +309,12 @@ def get_scheduler(
     if key not in NAMES:
         raise ValueError(f"{name!r} is not a valid scheduler name; choose one of {sorted(NAMES)}")
     if key == "reduce_lr_on_plateau":
-        n = len(optimizer.param_groups)
-        min_lr = kw.pop("min_lr", 0.0)
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != n:
-                raise ValueError(f"expected {n} min_lrs, got {len(min_lr)}")
-            mins = list(min_lr)
-        else:
-            mins = [min_lr] * n
-        scheds = [S.plateau(float(g["lr"]), min_lr=m, **kw) for g, m in zip(optimizer.param_groups, mins)]
-        return ScheduledLR(optimizer, scheds, mode="absolute")
+        # transformers: ReduceLROnPlateau(optimizer, **scheduler_specific_kwargs), the warm-up and
+        # training steps ignored. fastlr's drop-in is torch's class for isinstance, so Trainer and
+        # Lightning pass it the metric.
+        from .lr_scheduler import ReduceLROnPlateau
+
+        return ReduceLROnPlateau(optimizer, **kw)
     if key in ("polynomial", "cosine_with_min_lr") and "lr_init" not in kw:
         kw["lr_init"] = optimizer.defaults["lr"]
     sched = S.from_name(key, num_warmup_steps, num_training_steps, **kw)
