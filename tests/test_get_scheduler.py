@@ -453,3 +453,22 @@ def test_reduce_lr_on_plateau_is_recognised_by_trainers():
     a, b = _trainer_loop(theirs, o1, metrics), _trainer_loop(ours, o2, metrics)
     assert a == b
     assert b[-1] < b[0] / 100
+
+
+def test_scheduled_lr_order_warning_points_at_the_caller():
+    """torch's "lr_scheduler.step() before optimizer.step()" warning names the line that called
+    step(), for ScheduledLR as for torch's classes (it named fastlr's own _scheduled.py)."""
+    import inspect
+
+    o = make_opt()
+    s = fastlr.ScheduledLR(o, S.cosine(1.0, 100))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        s.step()
+    order = [w for w in caught if "before `optimizer.step()`" in str(w.message)]
+    assert len(order) == 1 and order[0].filename == __file__ and order[0].lineno == line, [(w.filename, w.lineno) for w in caught]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s.step()  # only the first step warns, as torch's
+    assert not [w for w in caught if "before `optimizer.step()`" in str(w.message)]

@@ -6,6 +6,7 @@ Imports torch (through :mod:`fastlr.lr_scheduler`); :mod:`fastlr.schedules` itse
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -226,7 +227,19 @@ class ScheduledLR(LRScheduler):
             for track in self._tracks():
                 for s in track.unique:
                     s.observe(m, t)
-        super().step(epoch)
+        if self.__dict__.get("_step_count") != 1:
+            super().step(epoch)
+            return
+        # torch's step() warns on the first step only (step() before optimizer.step()), one frame
+        # below its caller, which is this method: re-issue its warnings at the user's line.
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+                warnings.simplefilter("always")
+                super().step(epoch)
+        finally:
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=2)
 
     def seek(self, step: int) -> None:
         """Jump to ``step``: set ``last_epoch`` and every group's values, in O(1) (no replay)."""

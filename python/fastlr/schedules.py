@@ -1251,8 +1251,8 @@ def noise(
 
     The draws are a pure function of ``(seed, floor(t))`` (a counter-based generator), so a resumed
     run, another rank or a table sees exactly the same noise at the same step. (timm draws from
-    torch's generator and ignores ``noise_std``; here ``std`` scales ``z``, and its default of 1
-    matches timm.)
+    torch's generator, so its draws differ from these; ``std`` scales ``z`` as timm's ``noise_std``
+    does in timm 1.0 and later, and its default of 1 matches timm's.)
 
     >>> s = noise(constant(1.0), pct=0.1, seed=0)
     >>> s(7) == s(7), abs(s(7) - 1.0) < 0.1
@@ -1636,6 +1636,10 @@ def warmup(
     (half-cosine ramp), ``"exponential"`` ``start * (peak / start) ** (t / steps)`` or
     ``"constant"`` (``start`` throughout, as torch ``ConstantLR``). Equal to
     ``join([ramp, schedule], [steps])``.
+
+    The warm-up comes *before* the schedule, which keeps its own length: ``warmup(cosine(1.0,
+    10_000), 500)`` lasts 10,500 steps. To fit both in a budget of ``T`` steps, give the body
+    ``T - steps`` (``warmup(cosine(1.0, T - 500), 500)``), or use :func:`wsd` with ``total=T``.
 
     >>> s = warmup(constant(2.0), steps=4)
     >>> [s(t) for t in range(6)]
