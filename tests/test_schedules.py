@@ -733,3 +733,86 @@ def test_linear_dicts_saved_before_extrapolate_still_load():
     d.pop("extrapolate", None)
     assert S.from_dict(d) == S.linear(1.0, 0.5, 10)
     assert S.linear(1.0, 0.5, 0, extrapolate=True)(5) == 0.5  # no line without steps
+
+
+HF_BUILT = {
+    "constant_with_warmup": dict(num_warmup_steps=7),
+    "linear": dict(num_warmup_steps=7, num_training_steps=50),
+    "cosine": dict(num_warmup_steps=7, num_training_steps=50, num_cycles=1.7),
+    "cosine_with_restarts": dict(num_warmup_steps=7, num_training_steps=50, num_cycles=3),
+    "polynomial": dict(num_warmup_steps=7, num_training_steps=50, power=0, lr_end=1e-3, lr_init=0.1),
+    "inverse_sqrt": dict(num_warmup_steps=7),
+    "cosine_with_min_lr": dict(num_warmup_steps=7, num_training_steps=50, min_lr_rate=0.1),
+    "cosine_warmup_with_min_lr": dict(num_warmup_steps=7, num_training_steps=50, min_lr_rate=0.1, warmup_lr_rate=0.3),
+    "warmup_stable_decay": dict(num_warmup_steps=7, num_training_steps=20, num_decay_steps=30, num_cycles=0.8),
+}
+
+
+def _hf_reference(name: str, t: int, kw: dict) -> float:
+    """transformers' lambdas, written out here in Python (the formulas of transformers/optimization.py)."""
+    W, T = kw["num_warmup_steps"], kw.get("num_training_steps")
+    if name == "warmup_stable_decay":
+        D, c = kw["num_decay_steps"], kw["num_cycles"]
+        S_ = T - W - D
+        if t < W:
+            return max(0.0, float(t) / float(max(1, W)))
+        if t < W + S_:
+            return 1.0
+        if t < W + S_ + D:
+            p = float(t - W - S_) / float(max(1, D))
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(c) * 2.0 * p)))
+        return 0
+    if name == "cosine_warmup_with_min_lr":
+        ct, wt, tt, r, wr = float(t), float(W), float(T), kw["min_lr_rate"], kw["warmup_lr_rate"]
+        if ct < wt:
+            return wr + (1.0 - wr) * ct / max(1, wt - 1)
+        p = (ct - wt + 1.0) / max(1.0, tt - wt)
+        f = 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * p))
+        return max(0, f * (1 - r) + r)
+    if t < W:
+        return float(t) / float(max(1, W))
+    if name == "constant_with_warmup":
+        return 1.0
+    if name == "inverse_sqrt":
+        return 1.0 / math.sqrt((t + (W - W)) / W)
+    p = float(t - W) / float(max(1, T - W))
+    if name == "linear":
+        return max(0.0, float(T - t) / float(max(1, T - W)))
+    if name == "cosine":
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(kw["num_cycles"]) * 2.0 * p)))
+    if name == "cosine_with_restarts":
+        return 0.0 if p >= 1.0 else max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((float(kw["num_cycles"]) * p) % 1.0))))
+    if name == "polynomial":
+        if t > T:
+            return kw["lr_end"] / kw["lr_init"]
+        pct = 1 - (t - W) / (T - W)
+        return ((kw["lr_init"] - kw["lr_end"]) * pct ** kw["power"] + kw["lr_end"]) / kw["lr_init"]
+    if name == "cosine_with_min_lr":
+        f = 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * p))
+        return max(0, f * (1 - kw["min_lr_rate"]) + kw["min_lr_rate"])
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", sorted(HF_BUILT))
+def test_transformers_nodes_against_the_written_out_lambdas(name: str):
+    """Without transformers installed: each variant against its lambda written out here, bitwise, and
+    through to_dict/from_dict (tests/test_transformers_parity.py steps transformers itself)."""
+    kw = HF_BUILT[name]
+    s = S.from_name(name, **kw)
+    ts = list(range(0, 120))
+    got = s.at(ts).tolist()
+    want = [float(_hf_reference(name, t, kw)) for t in ts]
+    assert got == want
+    back = S.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert back == s and back.at(ts).tolist() == got
+
+
+def test_transformers_node_errors():
+    with pytest.raises(ValueError, match="name must be one of"):
+        S.transformers("nope", 1, 2)
+    with pytest.raises(ValueError, match="variant"):
+        fastlr._core.Program([(20, [9, 0, 0, 0, 0, 0, 0, 0], [])])
+    with pytest.raises(ValueError, match="GreedyLR"):
+        S.from_name("greedy")
+    with pytest.raises(ZeroDivisionError):
+        S.from_name("polynomial", 5, 5, lr_init=0.1)

@@ -52,6 +52,20 @@ SCHEDULES: dict[str, Any] = {
     "warmup_cosine": S.warmup(S.cosine(1.0, 1000, end_value=0.01), 100),
     "join3": S.join([S.linear(0.0, 1.0, 10), S.constant(1.0), S.cosine(1.0, 100)], [10, 60]),
     "product_scale_offset": S.scale(S.product(S.offset(S.linear(0.0, 1.0, 20), 15), S.exponential(1.0, 0.99)), 3e-4),
+    # transformers' get_scheduler formulas, each variant
+    "hf_constant_with_warmup": S.from_name("constant_with_warmup", 40),
+    "hf_linear": S.from_name("linear", 40, 700),
+    "hf_cosine": S.from_name("cosine", 40, 700, num_cycles=1.3),
+    "hf_cosine_with_restarts": S.from_name("cosine_with_restarts", 40, 700, num_cycles=3),
+    "hf_polynomial": S.from_name("polynomial", 40, 700, power=2.0, lr_end=1e-4, lr_init=0.1),
+    "hf_inverse_sqrt": S.from_name("inverse_sqrt", 40, timescale=100),
+    "hf_cosine_with_min_lr": S.from_name("cosine_with_min_lr", 40, 700, min_lr_rate=0.1),
+    "hf_cosine_warmup_with_min_lr": S.from_name("cosine_warmup_with_min_lr", 40, 700, min_lr_rate=0.1, warmup_lr_rate=0.2),
+    "hf_cosine_warmup_with_min_lr_none": S.from_name("cosine_warmup_with_min_lr", 40, 700, min_lr_rate=0.1),
+    "hf_warmup_stable_decay": S.from_name("warmup_stable_decay", 40, 700, num_decay_steps=200, warmup_type="cosine",
+                                          decay_type="1-sqrt", min_lr_ratio=0.05),
+    "hf_warmup_stable_decay_cos": S.from_name("warmup_stable_decay", 40, 300, num_decay_steps=400, warmup_type="1-sqrt",
+                                              decay_type="cosine", num_cycles=0.7),
 }
 
 

@@ -1,7 +1,9 @@
 """Schedules by name: Hugging Face's ``get_scheduler`` names with their formulas, and fastlr's own.
 
 Each name builds a schedule of *multipliers* of the base learning rate (as Hugging Face's
-``LambdaLR`` lambdas are). The Hugging Face formulas, from ``transformers.optimization``, with
+``LambdaLR`` lambdas are). The Hugging Face names build :func:`fastlr.schedules.transformers` nodes,
+which evaluate transformers' lambdas operation for operation (bitwise; tests/test_transformers_parity.py
+steps the installed transformers beside them). The formulas, from ``transformers.optimization``, with
 ``W = num_warmup_steps``, ``T = num_training_steps``, ``u = t - W``:
 
 * warm-up (every name but constant and reduce_lr_on_plateau): ``t / max(1, W)`` for ``t < W``;
@@ -49,33 +51,29 @@ def _no_extra(name: str, kw: dict[str, Any]) -> None:
         raise TypeError(f"{name} got unexpected keyword arguments {sorted(kw)}")
 
 
-def _hf_warmup(after: Schedule, w: int) -> Schedule:
-    """Hugging Face's warm-up, t / max(1, W) for t < W, then `after` from step W at its step 0."""
-    if w == 0:
-        return after
-    return S.join([S.linear(0.0, 1.0, w), after], [w])
+def _hf(name: str, w: int, t: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, d: float = 0.0, e: float = 0.0) -> Schedule:
+    return S.transformers(name, w, t, (a, b, c, d, e))
+
+
+def _training(name: str, t: int | None) -> int:
+    return _count("num_training_steps", _need(name, "num_training_steps", t))
 
 
 def _linear(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     _no_extra(name, kw)
-    t = _count("num_training_steps", _need(name, "num_training_steps", t))
-    return _hf_warmup(S.linear(1.0, 0.0, max(t - w, 0)), w)
+    return _hf("linear", w, _training(name, t))
 
 
 def _cosine(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     cycles = kw.pop("num_cycles", 0.5)
     _no_extra(name, kw)
-    t = _count("num_training_steps", _need(name, "num_training_steps", t))
-    return _hf_warmup(S.cosine(1.0, max(1, t - w), 0.0, cycles=cycles, extrapolate=True), w)
+    return _hf("cosine", w, _training(name, t), cycles)
 
 
 def _cosine_restarts(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     cycles = kw.pop("num_cycles", 1)
     _no_extra(name, kw)
-    t = _count("num_training_steps", _need(name, "num_training_steps", t))
-    d = max(1, t - w)
-    body = S.join([S.cosine(1.0, d, 0.0, cycles=cycles, restarts=True), S.constant(0.0)], [d])
-    return _hf_warmup(body, w)
+    return _hf("cosine_with_restarts", w, _training(name, t), cycles)
 
 
 def _polynomial(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
@@ -83,13 +81,16 @@ def _polynomial(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedul
     power = kw.pop("power", 1.0)
     lr_init = kw.pop("lr_init", None)
     _no_extra(name, kw)
-    t = _count("num_training_steps", _need(name, "num_training_steps", t))
+    t = _training(name, t)
     if lr_init is None:
         raise ValueError("polynomial needs lr_init, the optimizer's default lr (get_scheduler passes it)")
     if not lr_init > lr_end:
         raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
-    body = S.scale(S.polynomial(lr_init, lr_end, max(t - w, 0), power), 1.0 / lr_init)
-    return _hf_warmup(body, w)
+    if t == w:
+        # transformers' lambda divides by num_training_steps - num_warmup_steps at that step.
+        raise ZeroDivisionError("polynomial with num_training_steps == num_warmup_steps divides by zero at step "
+                                f"{t} (transformers raises ZeroDivisionError there)")
+    return _hf("polynomial", w, t, lr_end, power, lr_init)
 
 
 def _constant(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
@@ -99,7 +100,7 @@ def _constant(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Sc
 
 def _constant_warmup(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     _no_extra(name, kw)
-    return _hf_warmup(S.constant(1.0), w)
+    return _hf("constant_with_warmup", w, 0)
 
 
 def _inverse_sqrt(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
@@ -107,29 +108,42 @@ def _inverse_sqrt(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Sched
     _no_extra(name, kw)
     if timescale is None:
         timescale = w or 10_000
-    return _hf_warmup(S.inverse_sqrt(1.0, timescale), w)
+    return _hf("inverse_sqrt", w, 0, timescale)
 
 
 def _plateau(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
     return S.plateau(1.0, **kw)
 
 
-def _cosine_min_lr(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
-    cycles = kw.pop("num_cycles", 0.5)
+def _min_lr_rate(kw: dict[str, Any]) -> float:
     min_lr = kw.pop("min_lr", None)
     rate = kw.pop("min_lr_rate", None)
     lr_init = kw.pop("lr_init", None)
-    _no_extra(name, kw)
-    t = _count("num_training_steps", _need(name, "num_training_steps", t))
     if min_lr is not None and rate is not None:
         raise ValueError("Only one of min_lr or min_lr_rate should be set")
     if min_lr is not None:
         if lr_init is None:
-            raise ValueError("cosine_with_min_lr with min_lr needs lr_init, the optimizer's default lr")
-        rate = min_lr / lr_init
-    elif rate is None:
+            raise ValueError("a min_lr needs lr_init, the optimizer's default lr (get_scheduler passes it)")
+        return min_lr / lr_init
+    if rate is None:
         raise ValueError("One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs`")
-    return _hf_warmup(S.cosine(1.0, max(1, t - w), rate, cycles=cycles, extrapolate=True), w)
+    return rate
+
+
+def _cosine_min_lr(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    cycles = kw.pop("num_cycles", 0.5)
+    rate = _min_lr_rate(kw)
+    _no_extra(name, kw)
+    return _hf("cosine_with_min_lr", w, _training(name, t), cycles, rate)
+
+
+def _cosine_warmup_min_lr(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
+    cycles = kw.pop("num_cycles", 0.5)
+    warmup_rate = kw.pop("warmup_lr_rate", None)
+    rate = _min_lr_rate(kw)
+    _no_extra(name, kw)
+    has = warmup_rate is not None
+    return _hf("cosine_warmup_with_min_lr", w, _training(name, t), cycles, rate, float(warmup_rate) if has else 0.0, 1.0 if has else 0.0)
 
 
 def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
@@ -137,7 +151,7 @@ def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
     stable = kw.pop("num_stable_steps", None)
     warmup_type = kw.pop("warmup_type", "linear")
     decay_type = kw.pop("decay_type", "cosine")
-    ratio = kw.pop("min_lr_ratio", 0.0)
+    ratio = kw.pop("min_lr_ratio", 0)
     cycles = kw.pop("num_cycles", 0.5)
     _no_extra(name, kw)
     decay = _count("num_decay_steps", _need(name, "num_decay_steps", decay))
@@ -153,22 +167,12 @@ def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
         raise ValueError(f"Unknown warmup type: {warmup_type}, expected 'linear', 'cosine' or '1-sqrt'")
     if decay_type not in ("linear", "cosine", "1-sqrt"):
         raise ValueError(f"Unknown decay type: {decay_type}, expected 'linear', 'cosine' or '1-sqrt'")
-    if cycles != 0.5:
-        raise ValueError(f"warmup_stable_decay supports num_cycles=0.5 only, got {cycles!r}")
     if stable is None:
-        stable = _count("num_training_steps", t) - w - decay
-        if stable < 0:
-            raise ValueError(f"num_warmup_steps + num_decay_steps ({w} + {decay}) exceed num_training_steps ({t})")
-    return S.wsd(
-        1.0,
-        warmup=w,
-        stable=_count("num_stable_steps", stable),
-        decay=decay,
-        init_value=float(ratio),
-        end_value=float(ratio),
-        warmup_shape=warmup_type,
-        decay_shape=decay_type,
-    )
+        stable = t - w - decay  # may be negative, as in transformers (the decay then starts early)
+    if isinstance(stable, bool) or not isinstance(stable, int):
+        raise TypeError(f"num_stable_steps must be an int, got {type(stable).__name__} {stable!r}")
+    kinds = ("linear", "cosine", "1-sqrt")
+    return _hf("warmup_stable_decay", w, stable, decay, kinds.index(warmup_type), kinds.index(decay_type), ratio, cycles)
 
 
 # fastlr's own names: the shape's arguments as keywords, with the base value 1 (a multiplier),
@@ -213,6 +217,7 @@ NAMES: dict[str, Callable[..., Schedule]] = {
     "inverse_sqrt": _inverse_sqrt,
     "reduce_lr_on_plateau": _plateau,
     "cosine_with_min_lr": _cosine_min_lr,
+    "cosine_warmup_with_min_lr": _cosine_warmup_min_lr,
     "warmup_stable_decay": _wsd_hf,
     # fastlr
     "wsd": _wsd_make,
@@ -236,6 +241,9 @@ def from_name(name: str, num_warmup_steps: int | None = None, num_training_steps
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     key = name.lower()
     make = NAMES.get(key)
+    if key == "greedy":
+        raise ValueError("'greedy' is transformers' GreedyLR, a metric-driven class of its own that fastlr does not "
+                         "provide: use transformers.get_scheduler('greedy', ...)")
     if make is None:
         raise ValueError(f"{name!r} is not a valid schedule name; choose one of {sorted(NAMES)}")
     if key not in _WARMUP_OPTIONAL:

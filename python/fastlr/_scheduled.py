@@ -319,6 +319,8 @@ def get_scheduler(
     kw = dict(scheduler_specific_kwargs or {})
     kw.update(kwargs)
     key = name.lower() if isinstance(name, str) else name
+    if key == "greedy":
+        S.from_name(key)  # its error: transformers' GreedyLR is not provided
     if key not in NAMES:
         raise ValueError(f"{name!r} is not a valid scheduler name; choose one of {sorted(NAMES)}")
     if key == "reduce_lr_on_plateau":
@@ -328,7 +330,7 @@ def get_scheduler(
         from .lr_scheduler import ReduceLROnPlateau
 
         return ReduceLROnPlateau(optimizer, **kw)
-    if key in ("polynomial", "cosine_with_min_lr") and "lr_init" not in kw:
+    if key in ("polynomial", "cosine_with_min_lr", "cosine_warmup_with_min_lr") and "lr_init" not in kw:
         kw["lr_init"] = optimizer.defaults["lr"]
     sched = S.from_name(key, num_warmup_steps, num_training_steps, **kw)
     return ScheduledLR(optimizer, sched, mode="multiplier")

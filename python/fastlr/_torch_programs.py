@@ -25,6 +25,7 @@ state machine).
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,7 @@ __all__ = ["TorchPrograms", "UnsupportedProgram"]
 # Node kinds (cpp/include/fastlr/program.hpp, enum class op).
 CONSTANT, LINEAR, COSINE, POLYNOMIAL, EXPONENTIAL, STEP, PIECEWISE_CONSTANT, PIECEWISE_LINEAR = range(1, 9)
 CYCLIC, ONECYCLE, WARM_RESTARTS, INVERSE_SQRT, WSD, PLATEAU, NOISE, JOIN, PRODUCT, SCALE, OFFSET = range(9, 20)
+TRANSFORMERS = 20
 
 _TWO52 = 4503599627370496.0
 _TWO53 = 9007199254740992.0
@@ -243,6 +245,49 @@ def _wsd(p: Tensor, t: Tensor) -> Tensor:
     return torch.where(t < W, init + (peak - init) * warm, v)
 
 
+def _transformers(p: Tensor, t: Tensor) -> Tensor:
+    """shapes.hpp's shape::transformers as torch ops (every variant computed, the row's selected; the
+    device's cos/sqrt/pow, so within an ulp or two of transformers' host values)."""
+    v, W, T, a, b, c, d, e = (_col(p, j) for j in range(8))
+    pi = math.pi
+    one = torch.ones_like(t)
+
+    def nonneg(x: Tensor) -> Tensor:
+        return torch.where(x > 0.0, x, torch.zeros_like(x))
+
+    warm = t / _max(one, W)
+    prog = (t - W) / _max(one, T - W)
+    cos_f = 0.5 * (1.0 + torch.cos(pi * a * 2.0 * prog))
+    m = torch.remainder(a * prog, 1.0)
+    restarts = torch.where(prog >= 1.0, torch.zeros_like(t), nonneg(0.5 * (1.0 + torch.cos(pi * m))))
+    dsteps = T - W
+    pct = 1.0 - (t - W) / torch.where(dsteps == 0.0, one, dsteps)
+    poly = torch.where(t > T, a / c, ((c - a) * torch.pow(pct, b) + a) / c)
+    inv = 1.0 / torch.sqrt((t + (a - W)) / a)
+    min_lr = nonneg(cos_f * (1.0 - b) + b)
+    q7 = (t - W + 1.0) / _max(one, T - W)
+    warm7 = torch.where(d != 0.0, c + (1.0 - c) * t / _max(one, W - 1.0), (t + 1.0) / _max(one, W))
+    after7 = nonneg(0.5 * (1.0 + torch.cos(pi * a * 2.0 * q7)) * (1.0 - b) + b)
+    # warmup_stable_decay: T is the stable length S, a the decay length D, b/c the kinds, d the ratio
+    S, D, r = T, a, d
+    qw = t / _max(one, W)
+    fw = torch.where(b == 1.0, 0.5 * (1.0 - torch.cos(pi * qw)), torch.where(b == 2.0, 1.0 - torch.sqrt(1.0 - qw), qw))
+    qd = (t - W - S) / _max(one, D)
+    fd = torch.where(c == 1.0, 0.5 * (1.0 + torch.cos(pi * e * 2.0 * qd)), torch.where(c == 2.0, 1.0 - torch.sqrt(qd), 1.0 - qd))
+    wsd = torch.where(t < W + S + D, nonneg(fd * (1.0 - r) + r), r)
+    wsd = torch.where(t < W + S, one, wsd)
+    wsd = torch.where(t < W, nonneg(fw * (1.0 - r) + r), wsd)
+    after = torch.where(v == 0.0, one, nonneg((T - t) / _max(one, T - W)))
+    after = torch.where(v == 2.0, nonneg(cos_f), after)
+    after = torch.where(v == 3.0, restarts, after)
+    after = torch.where(v == 4.0, poly, after)
+    after = torch.where(v == 5.0, inv, after)
+    after = torch.where(v == 6.0, min_lr, after)
+    out = torch.where(t < W, warm, after)
+    out = torch.where(v == 7.0, torch.where(t < W, warm7, after7), out)
+    return torch.where(v == 8.0, wsd, out)
+
+
 _LEAVES: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
     CONSTANT: _constant,
     LINEAR: _linear,
@@ -257,6 +302,7 @@ _LEAVES: dict[int, Callable[[Tensor, Tensor], Tensor]] = {
     WARM_RESTARTS: _warm_restarts,
     INVERSE_SQRT: _inverse_sqrt,
     WSD: _wsd,
+    TRANSFORMERS: _transformers,
 }
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "product",
     "scale",
     "offset",
+    "transformers",
     "from_dict",
     "from_name",
     "names",
@@ -88,6 +89,7 @@ _OP = {
     "product": 17,
     "scale": 18,
     "offset": 19,
+    "transformers": 20,
 }
 
 MAX_NODES: int = _core.SCHEDULE_MAX_NODES
@@ -1061,6 +1063,81 @@ def inverse_sqrt(init_value: float, timescale: Number = 10000) -> Schedule:
     return _InverseSqrt(init_value, timescale)
 
 
+# Hugging Face transformers' get_scheduler formulas, bitwise (shapes.hpp, shape::transformers).
+_HF_VARIANTS = {
+    "constant_with_warmup": 0,
+    "linear": 1,
+    "cosine": 2,
+    "cosine_with_restarts": 3,
+    "polynomial": 4,
+    "inverse_sqrt": 5,
+    "cosine_with_min_lr": 6,
+    "cosine_warmup_with_min_lr": 7,
+    "warmup_stable_decay": 8,
+}
+_HF_KINDS = ("linear", "cosine", "1-sqrt")
+
+
+class _Transformers(Schedule):
+    kind = "transformers"
+    _fields = ("name", "num_warmup_steps", "num_training_steps", "args")
+
+    def __init__(self, name: str, num_warmup_steps: int, num_training_steps: int, args: Sequence[float]) -> None:
+        name = _choice("name", name, tuple(_HF_VARIANTS))
+        w = _int("num_warmup_steps", num_warmup_steps, 0)
+        if isinstance(num_training_steps, bool) or not isinstance(num_training_steps, numbers.Integral):
+            raise TypeError(f"num_training_steps must be an int, got {type(num_training_steps).__name__}")
+        a = tuple(_real("args", x) for x in args)
+        if len(a) != 5:
+            raise ValueError(f"args must be 5 numbers, got {len(a)}")
+        self._set(name=name, num_warmup_steps=w, num_training_steps=int(num_training_steps), args=a)
+        self._compile()
+
+    def _emit(self, b: _Builder) -> int:
+        return b.add("transformers", [_HF_VARIANTS[self.name], self.num_warmup_steps, self.num_training_steps, *self.args])
+
+    @property
+    def horizon(self) -> Number | None:
+        w, t = self.num_warmup_steps, self.num_training_steps
+        if self.name == "constant_with_warmup":
+            return w
+        if self.name in ("linear", "cosine_with_restarts"):
+            return max(t, w)
+        if self.name == "polynomial":
+            return max(t + 1, w)
+        if self.name == "warmup_stable_decay":
+            return max(w + t + int(self.args[0]), w)
+        return None  # cosine (with min lr) goes on oscillating past T; inverse_sqrt never settles
+
+    def _boundaries(self) -> list[float]:
+        w, t = self.num_warmup_steps, self.num_training_steps
+        if self.name == "warmup_stable_decay":
+            return [float(x) for x in (w, w + t, w + t + self.args[0]) if x > 0]
+        return [float(x) for x in (w, t) if x > 0] if self.name not in ("constant_with_warmup", "inverse_sqrt") else ([float(w)] if w else [])
+
+    def __repr__(self) -> str:
+        return f"transformers({self.name!r}, {self.num_warmup_steps!r}, {self.num_training_steps!r}, args={self.args!r})"
+
+
+def transformers(name: str, num_warmup_steps: int, num_training_steps: int = 0, args: Sequence[float] = (0, 0, 0, 0, 0)) -> Schedule:
+    """Hugging Face transformers' ``get_scheduler`` multiplier for ``name``, bitwise: ``v(t)`` is
+    the float transformers' ``lr_lambda(t)`` returns (its Python arithmetic, operation for
+    operation), so ``base_lr * v(t)`` is the lr torch's ``LambdaLR`` sets with it.
+
+    Build it by name with :func:`from_name` (``from_name("cosine", 100, 1000, num_cycles=0.5)``),
+    which checks the arguments as transformers does; ``args`` are the formula's constants (see
+    ``shape::transformers`` in ``cpp/include/fastlr/shapes.hpp``; this form is what :meth:`to_dict`
+    stores). Names: ``constant_with_warmup``, ``linear``, ``cosine``, ``cosine_with_restarts``,
+    ``polynomial``, ``inverse_sqrt``, ``cosine_with_min_lr``, ``cosine_warmup_with_min_lr``,
+    ``warmup_stable_decay``.
+
+    >>> s = from_name("linear", num_warmup_steps=2, num_training_steps=10)
+    >>> [s(t) for t in (0, 1, 2, 6, 10, 12)]
+    [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
+    """
+    return _Transformers(name, num_warmup_steps, num_training_steps, args)
+
+
 _WSD_WARMUP = ("linear", "cosine", "1-sqrt")
 _WSD_DECAY = ("linear", "cosine", "1-sqrt", "exponential")
 _WSD_ALIASES = {"minus_sqrt": "1-sqrt"}
@@ -1776,6 +1853,7 @@ _FROM_DICT: dict[str, Callable[..., Schedule]] = {
     "product": lambda schedules: _Product(schedules),
     "scale": scale,
     "offset": offset,
+    "transformers": transformers,
 }
 
 
@@ -1827,11 +1905,14 @@ def from_name(
 ) -> Schedule:
     """A schedule by name, as a multiplier of the base learning rate (torch-free).
 
-    Hugging Face's names (``transformers.get_scheduler``) with their formulas: ``linear``,
-    ``cosine``, ``cosine_with_restarts``, ``polynomial``, ``constant``, ``constant_with_warmup``,
-    ``inverse_sqrt``, ``reduce_lr_on_plateau``, ``cosine_with_min_lr``, ``warmup_stable_decay``;
-    and fastlr's own: see :func:`names`. Keyword arguments are the Hugging Face
-    ``scheduler_specific_kwargs`` (or, for fastlr's names, the shape's own arguments).
+    Hugging Face's names (``transformers.get_scheduler``), bitwise: the value at every step is the
+    float transformers' lambda returns (:func:`transformers` nodes): ``linear``, ``cosine``,
+    ``cosine_with_restarts``, ``polynomial``, ``constant``, ``constant_with_warmup``,
+    ``inverse_sqrt``, ``reduce_lr_on_plateau`` (a :func:`plateau`), ``cosine_with_min_lr``,
+    ``cosine_warmup_with_min_lr``, ``warmup_stable_decay``; and fastlr's own: see :func:`names`.
+    Keyword arguments are the Hugging Face ``scheduler_specific_kwargs`` (or, for fastlr's names,
+    the shape's own arguments). ``polynomial`` and the ``min_lr`` of the cosine names need
+    ``lr_init``, the optimizer's default lr (:func:`fastlr.get_scheduler` passes it).
 
     >>> s = from_name("linear", num_warmup_steps=10, num_training_steps=110)
     >>> s(5), s(10), s(60), s(110)

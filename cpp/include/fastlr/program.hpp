@@ -65,8 +65,9 @@ enum class op : std::uint32_t {
     product = 17,            ///< []; >= 1 children, all at t: the product of their values
     scale = 18,              ///< [a]; 1 child: a * v
     offset = 19,             ///< [d]; 1 child at max(t - d, 0)
+    transformers = 20,       ///< [variant, W, T, a, b, c, d, e]  (shape::transformers)
 };
-inline constexpr std::uint32_t op_max = 19;
+inline constexpr std::uint32_t op_max = 20;
 
 struct node {
     std::uint32_t op;
@@ -86,7 +87,9 @@ struct program {
 };
 
 /// Whether a node kind is a leaf (a shape with no children).
-FASTLR_HD inline bool is_leaf(std::uint32_t k) { return k >= 1 && k <= static_cast<std::uint32_t>(op::plateau); }
+FASTLR_HD inline bool is_leaf(std::uint32_t k) {
+    return (k >= 1 && k <= static_cast<std::uint32_t>(op::plateau)) || k == static_cast<std::uint32_t>(op::transformers);
+}
 
 /// Value of leaf node kind k with parameters p at local time t.
 FASTLR_HD inline double leaf_value(std::uint32_t k, const double* p, double t) {
@@ -105,6 +108,7 @@ FASTLR_HD inline double leaf_value(std::uint32_t k, const double* p, double t) {
         case op::inverse_sqrt: return shape::inverse_sqrt(p, t);
         case op::wsd: return shape::wsd(p, t);
         case op::plateau: return shape::plateau(p, t);
+        case op::transformers: return shape::transformers(p, t);
         default: return 0.0;
     }
 }

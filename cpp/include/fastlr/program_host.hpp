@@ -50,7 +50,8 @@ inline const char* op_name(std::uint32_t k) {
                                         "polynomial", "exponential", "step",         "piecewise_constant",
                                         "piecewise_linear", "cyclic", "onecycle",    "warm_restarts",
                                         "inverse_sqrt", "wsd",       "plateau",      "noise",
-                                        "join",       "product",     "scale",        "offset"};
+                                        "join",       "product",     "scale",        "offset",
+                                        "transformers"};
     return k <= op_max ? names[k] : "?";
 }
 
@@ -136,6 +137,13 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
                 return bad(k, "cycle_limit", "an integer >= 1 or unlimited", p[5]);
             if (!(p[6] > 0)) return bad(k, "k_decay", "> 0", p[6]);
             return {};
+        case op::transformers:
+            if (!(p[0] >= 0 && p[0] <= 8) || !integral(p[0])) return bad(k, "variant", "an integer in [0, 8]", p[0]);
+            if (!(p[1] >= 0) || !integral(p[1])) return bad(k, "num_warmup_steps", "an integer >= 0", p[1]);
+            if (!integral(p[2])) return bad(k, "num_training_steps", "an integer", p[2]);
+            if (p[0] == 5.0 && !(p[3] > 0)) return bad(k, "timescale", "> 0", p[3]);
+            if (p[0] == 4.0 && p[5] == 0) return bad(k, "lr_init", "non-zero", p[5]);
+            return {};
         case op::inverse_sqrt:
             if (!(p[1] > 0)) return bad(k, "timescale", "> 0", p[1]);
             return {};
@@ -204,6 +212,7 @@ inline std::string validate(const program_data& prog) {
             case op::inverse_sqrt: want_np = shape::n_inverse_sqrt; break;
             case op::wsd: want_np = shape::n_wsd; break;
             case op::plateau: want_np = shape::n_plateau; break;
+            case op::transformers: want_np = shape::n_transformers; break;
             case op::noise: want_np = shape::n_noise; want_nc = 1; break;
             case op::scale:
             case op::offset: want_np = 1; want_nc = 1; break;
@@ -369,6 +378,7 @@ class block_evaluator {
                 case op::inverse_sqrt: leaf_loop<shape::inverse_sqrt>(p, ti, vi, m); break;
                 case op::wsd: leaf_loop<shape::wsd>(p, ti, vi, m); break;
                 case op::plateau: leaf_loop<shape::plateau>(p, ti, vi, m); break;
+                case op::transformers: leaf_loop<shape::transformers>(p, ti, vi, m); break;
                 case op::noise: {
                     const double* vc = val_.data() + ch[0] * block;
                     for (std::size_t j = 0; j < m; ++j) vi[j] = shape::noise(p, ti[j], vc[j]);

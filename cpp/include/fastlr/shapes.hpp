@@ -35,6 +35,7 @@ enum : std::uint32_t {
     n_wsd = 8,
     n_plateau = 1,
     n_noise = 6,
+    n_transformers = 8,
 };
 
 /// constant: [value]
@@ -274,6 +275,83 @@ FASTLR_HD inline double noise(const double* p, double t, double v) {
     if (p[3] != 0.0) n = p[1] * hd::truncated_normal(seed, step, p[0] / p[1]);
     else n = 2.0 * (hd::uniform(seed, step, 0) - 0.5) * p[0];
     return v + v * n;
+}
+
+/// transformers: [variant, W, T, a, b, c, d, e]  Hugging Face transformers' `get_scheduler` lambdas
+/// (transformers/optimization.py), evaluated operation for operation as CPython evaluates them, so
+/// that `base_lr * v` is the bits of torch's LambdaLR with transformers' lambda. W, T: warm-up and
+/// training steps (integers). `pi` is math.pi and `::cos`/`::sqrt`/`::pow` are the C library's, as
+/// CPython's math module calls them (bitwise on the host; on a device within an ulp or two).
+///   0 constant_with_warmup    t < W: t / max(1, W); else 1
+///   1 linear                  t < W: t / max(1, W); else max(0, (T - t) / max(1, T - W))
+///   2 cosine (a cycles)       p = (t - W) / max(1, T - W); max(0, 0.5 * (1 + cos(pi * a * 2 * p)))
+///   3 cosine_with_restarts    p as above; 0 if p >= 1, else max(0, 0.5 * (1 + cos(pi * ((a * p) % 1))))
+///   4 polynomial (a lr_end, b power, c lr_init)  t > T: a / c; else
+///                             ((c - a) * (1 - (t - W) / (T - W)) ** b + a) / c
+///   5 inverse_sqrt (a timescale)  1 / sqrt((t + (a - W)) / a)
+///   6 cosine_with_min_lr (a cycles, b min_lr_rate)  f = cosine's; max(0, f * (1 - b) + b)
+///   7 cosine_warmup_with_min_lr (a cycles, b min_lr_rate, c warmup_lr_rate, d has it): t < W:
+///                             (t + 1) / max(1, W), or c + (1 - c) * t / max(1, W - 1); else
+///                             p = (t - W + 1) / max(1, T - W), f as cosine_with_min_lr
+///   8 warmup_stable_decay (T stable steps S, a decay steps D, b warm-up kind, c decay kind,
+///                             d min_lr_ratio r, e cycles; kinds 0 linear, 1 cosine, 2 1-sqrt)
+/// Every variant but 5 and 8 returns its warm-up (t < W) first, as above.
+FASTLR_HD inline double transformers(const double* p, double t) {
+    const double pi = 3.141592653589793;
+    const int variant = static_cast<int>(p[0]);
+    const double W = p[1], T = p[2], a = p[3], b = p[4], c = p[5], d = p[6], e = p[7];
+    auto warm = [&]() { return t / hd::max(1.0, W); };
+    auto progress = [&]() { return (t - W) / hd::max(1.0, T - W); };
+    auto nonneg = [](double x) { return 0.0 < x ? x : 0.0; };  // Python's max(0.0, x)
+    switch (variant) {
+        case 0: return t < W ? warm() : 1.0;
+        case 1: return t < W ? warm() : nonneg((T - t) / hd::max(1.0, T - W));
+        case 2: return t < W ? warm() : nonneg(0.5 * (1.0 + ::cos(pi * a * 2.0 * progress())));
+        case 3: {
+            if (t < W) return warm();
+            const double q = progress();
+            if (q >= 1.0) return 0.0;
+            double m = ::fmod(a * q, 1.0);  // Python's float %: the sign of the divisor
+            if (m != 0.0 && m < 0.0) m += 1.0;
+            if (m == 0.0) m = 0.0;
+            return nonneg(0.5 * (1.0 + ::cos(pi * m)));
+        }
+        case 4: {
+            if (t < W) return warm();
+            if (t > T) return a / c;
+            const double pct = 1.0 - (t - W) / (T - W);
+            return ((c - a) * ::pow(pct, b) + a) / c;
+        }
+        case 5: return t < W ? warm() : 1.0 / ::sqrt((t + (a - W)) / a);
+        case 6: {
+            if (t < W) return warm();
+            const double f = 0.5 * (1.0 + ::cos(pi * a * 2.0 * progress()));
+            return nonneg(f * (1.0 - b) + b);
+        }
+        case 7: {
+            if (t < W) return d != 0.0 ? c + (1.0 - c) * t / hd::max(1.0, W - 1.0) : (t + 1.0) / hd::max(1.0, W);
+            const double q = (t - W + 1.0) / hd::max(1.0, T - W);
+            const double f = 0.5 * (1.0 + ::cos(pi * a * 2.0 * q));
+            return nonneg(f * (1.0 - b) + b);
+        }
+        case 8: {
+            const double S = T, D = a, r = d;
+            double f;
+            if (t < W) {
+                const double q = t / hd::max(1.0, W);
+                f = b == 1.0 ? 0.5 * (1.0 - ::cos(pi * q)) : b == 2.0 ? 1.0 - ::sqrt(1.0 - q) : q;
+                return nonneg(f * (1.0 - r) + r);
+            }
+            if (t < W + S) return 1.0;
+            if (t < W + S + D) {
+                const double q = (t - W - S) / hd::max(1.0, D);
+                f = c == 1.0 ? 0.5 * (1.0 + ::cos(pi * e * 2.0 * q)) : c == 2.0 ? 1.0 - ::sqrt(q) : 1.0 - q;
+                return nonneg(f * (1.0 - r) + r);
+            }
+            return r;
+        }
+        default: return 0.0;
+    }
 }
 
 }  // namespace shape
