@@ -1111,9 +1111,13 @@ class _Transformers(Schedule):
 
     def _boundaries(self) -> list[float]:
         w, t = self.num_warmup_steps, self.num_training_steps
-        if self.name == "warmup_stable_decay":
-            return [float(x) for x in (w, w + t, w + t + self.args[0]) if x > 0]
-        return [float(x) for x in (w, t) if x > 0] if self.name not in ("constant_with_warmup", "inverse_sqrt") else ([float(w)] if w else [])
+        if self.name == "warmup_stable_decay":  # (t: the stable phase's length)
+            points: tuple[float, ...] = (w, w + t, w + t + self.args[0])
+        elif self.name in ("constant_with_warmup", "inverse_sqrt"):
+            points = (w,)
+        else:
+            points = (w, t)
+        return [float(x) for x in points if x > 0]
 
     def __repr__(self) -> str:
         return f"transformers({self.name!r}, {self.num_warmup_steps!r}, {self.num_training_steps!r}, args={self.args!r})"
