@@ -472,3 +472,19 @@ def test_scheduled_lr_order_warning_points_at_the_caller():
         warnings.simplefilter("always")
         s.step()  # only the first step warns, as torch's
     assert not [w for w in caught if "before `optimizer.step()`" in str(w.message)]
+
+
+def test_capturable_order_warning_points_at_the_caller():
+    """The same for a capturable drop-in (its step() runs torch's step from fastlr's Python method)."""
+    import inspect
+
+    import fastlr.lr_scheduler as FL
+
+    o = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(0.1, dtype=torch.float64)}])
+    s = FL.StepLR(o, 3, capturable=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        s.step()
+    order = [w for w in caught if "before `optimizer.step()`" in str(w.message)]
+    assert len(order) == 1 and order[0].filename == __file__ and order[0].lineno == line, [(w.filename, w.lineno) for w in caught]

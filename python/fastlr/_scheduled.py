@@ -6,7 +6,6 @@ Imports torch (through :mod:`fastlr.lr_scheduler`); :mod:`fastlr.schedules` itse
 from __future__ import annotations
 
 import numbers
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -17,7 +16,7 @@ from torch.optim import lr_scheduler as _tls
 from . import _core
 from . import _capturable
 from . import schedules as S
-from .lr_scheduler import LRScheduler
+from .lr_scheduler import LRScheduler, torch_step_warning_at_caller
 
 __all__ = ["ScheduledLR", "get_scheduler"]
 
@@ -227,19 +226,7 @@ class ScheduledLR(LRScheduler):
             for track in self._tracks():
                 for s in track.unique:
                     s.observe(m, t)
-        if self.__dict__.get("_step_count") != 1:
-            super().step(epoch)
-            return
-        # torch's step() warns on the first step only (step() before optimizer.step()), one frame
-        # below its caller, which is this method: re-issue its warnings at the user's line.
-        caught: list[warnings.WarningMessage] = []
-        try:
-            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
-                warnings.simplefilter("always")
-                super().step(epoch)
-        finally:
-            for w in caught:
-                warnings.warn(w.message, w.category, stacklevel=2)
+        torch_step_warning_at_caller(self, lambda: super(ScheduledLR, self).step(epoch))
 
     def seek(self, step: int) -> None:
         """Jump to ``step``: set ``last_epoch`` and every group's values, in O(1) (no replay)."""

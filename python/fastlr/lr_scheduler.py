@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import warnings
 from typing import Any
 
 from torch.optim import lr_scheduler as _tls
@@ -211,8 +212,8 @@ class LRScheduler(_tls.LRScheduler):
             epoch = inspect.signature(_TorchWarmRestarts.step).bind(self, *args, **kwargs).arguments.get("epoch")
             self.last_epoch = max(self.last_epoch + 1, 0) if epoch is None else epoch
             cap.update(epoch)
-        else:
-            _TorchLRScheduler.step(self, *args, **kwargs)  # warnings and counters; _update_lr enqueues
+        else:  # torch's step: warnings and counters; _update_lr enqueues
+            torch_step_warning_at_caller(self, lambda: _TorchLRScheduler.step(self, *args, **kwargs))
 
     def _fastlr_sync_capture(self) -> None:
         """Host attributes from the device state (a synchronisation): graph replays advance only it."""
@@ -395,6 +396,23 @@ class LRScheduler(_tls.LRScheduler):
 
 
 LRScheduler.__init__.__signature__ = inspect.signature(_tls.LRScheduler.__init__)  # type: ignore[attr-defined]
+
+
+def torch_step_warning_at_caller(sched: Any, step: Any) -> None:
+    """``step()``, torch's step of ``sched``, called from a fastlr step method: torch warns on the
+    first step only (step() before optimizer.step()), one frame below its caller, which is the fastlr
+    method; its warnings are issued again at the line that called that method."""
+    if sched.__dict__.get("_step_count") != 1:
+        step()
+        return
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always")
+            step()
+    finally:
+        for w in caught:
+            warnings.warn(w.message, w.category, stacklevel=3)
 
 
 def _init_slots(sched: Any) -> None:
