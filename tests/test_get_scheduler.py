@@ -488,3 +488,23 @@ def test_capturable_order_warning_points_at_the_caller():
         s.step()
     order = [w for w in caught if "before `optimizer.step()`" in str(w.message)]
     assert len(order) == 1 and order[0].filename == __file__ and order[0].lineno == line, [(w.filename, w.lineno) for w in caught]
+
+
+def test_scheduled_lr_counters_follow_torch_step():
+    """ScheduledLR's step() past the first takes a direct path (no detour through torch's Python
+    step): the counters and last lrs must stay what torch's step gives a LambdaLR with the same
+    multiplier."""
+    o1, o2 = make_opt(), make_opt()
+    s = S.from_name("cosine", 3, 40)
+    ours = fastlr.ScheduledLR(o2, s)
+    ref = torch.optim.lr_scheduler.LambdaLR(o1, lambda t: s(t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in range(30):
+            o1.step()
+            o2.step()
+            ref.step()
+            ours.step()
+            assert ours._step_count == ref._step_count and ours.last_epoch == ref.last_epoch, k
+            assert ours.get_last_lr() == ref.get_last_lr(), k
+            assert [g["lr"] for g in o1.param_groups] == [g["lr"] for g in o2.param_groups], k

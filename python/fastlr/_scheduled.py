@@ -226,6 +226,13 @@ class ScheduledLR(LRScheduler):
             for track in self._tracks():
                 for s in track.unique:
                     s.observe(m, t)
+        d = self.__dict__
+        if epoch is None and d.get("_step_count", 1) != 1 and not self.capturable:
+            # torch's step() past its first call is `_step_count += 1; _update_lr(None)`: done here
+            # directly, without the C step's detour through torch's Python step.
+            d["_step_count"] += 1
+            self._update_lr(None)
+            return
         torch_step_warning_at_caller(self, lambda: super(ScheduledLR, self).step(epoch))
 
     def seek(self, step: int) -> None:
