@@ -816,3 +816,14 @@ def test_transformers_node_errors():
         S.from_name("greedy")
     with pytest.raises(ZeroDivisionError):
         S.from_name("polynomial", 5, 5, lr_init=0.1)
+
+
+def test_warm_restarts_cycle_limit_zero_is_unlimited_as_timm():
+    unlimited = S.warm_restarts(1.0, 10, 0.01, t_mult=2.0, cycle_decay=0.7)
+    zero = S.warm_restarts(1.0, 10, 0.01, t_mult=2.0, cycle_decay=0.7, cycle_limit=0)
+    assert zero == unlimited and zero.cycle_limit is None
+    ts = list(range(0, 400, 3))
+    assert zero.at(ts).tolist() == unlimited.at(ts).tolist()
+    assert S.warm_restarts(1.0, 10, 0.01, cycle_limit=1)(15) == 0.01  # a positive limit still ends the cycles
+    with pytest.raises(ValueError, match="cycle_limit must be >= 0"):
+        S.warm_restarts(1.0, 10, cycle_limit=-1)

@@ -982,7 +982,8 @@ class _WarmRestarts(Schedule):
             min_value=_real("min_value", min_value),
             t_mult=m,
             cycle_decay=cd,
-            cycle_limit=None if cycle_limit is None else _int("cycle_limit", cycle_limit, 1),
+            # 0 is unlimited, as in timm (`cycle_limit == 0 or i < cycle_limit`)
+            cycle_limit=None if cycle_limit is None else (_int("cycle_limit", cycle_limit, 0) or None),
             k_decay=k,
         )
         self._compile()
@@ -1030,7 +1031,8 @@ def warm_restarts(
     Cycle ``i`` starts at ``S_i = period * (t_mult**i - 1) / (t_mult - 1)`` (``period * i`` when
     ``t_mult == 1``; ``t_mult`` may be any float >= 1) and lasts ``T_i = period * t_mult**i``; in it
     ``v = min + (init * cycle_decay**i - min) * (1 + cos(pi * ((t - S_i) / T_i) ** k_decay)) / 2``.
-    After ``cycle_limit`` cycles (None: unlimited) the value is ``min_value``.
+    After ``cycle_limit`` cycles (None or 0, as timm's ``cycle_limit=0``: unlimited) the value is
+    ``min_value``.
 
     >>> s = warm_restarts(1.0, period=10, t_mult=2.0, cycle_decay=0.5)
     >>> s(0), s(5), s(10), s(20), s(30)
