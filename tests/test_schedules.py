@@ -632,7 +632,7 @@ BAD = [
     (lambda: S.onecycle(1, 100, anneal_strategy="cosine"), ValueError, "anneal_strategy"),
     (lambda: S.warm_restarts(1, 10, t_mult=0.5), ValueError, "t_mult"),
     (lambda: S.warm_restarts(1, 0), ValueError, "period"),
-    (lambda: S.warm_restarts(1, 10, cycle_limit=0), ValueError, "cycle_limit"),
+    (lambda: S.warm_restarts(1, 10, cycle_limit=-1), ValueError, "cycle_limit"),  # (0 is unlimited, as timm)
     (lambda: S.inverse_sqrt(1, 0), ValueError, "timescale"),
     (lambda: S.wsd(1.0, warmup=10, decay=10), ValueError, "exactly one"),
     (lambda: S.wsd(1.0, warmup=10, decay=10, total=15), ValueError, "exceed"),
