@@ -455,39 +455,34 @@ def test_reduce_lr_on_plateau_is_recognised_by_trainers():
     assert b[-1] < b[0] / 100
 
 
-def test_scheduled_lr_order_warning_points_at_the_caller():
-    """torch's "lr_scheduler.step() before optimizer.step()" warning names the line that called
-    step(), for ScheduledLR as for torch's classes (it named fastlr's own _scheduled.py)."""
+def _order_warnings(sched) -> tuple[list[tuple[str, int]], int]:
+    """Step `sched` once; the (file, line) of each "lr_scheduler.step() before optimizer.step()"
+    warning, and the line of that step() call."""
     import inspect
 
-    o = make_opt()
-    s = fastlr.ScheduledLR(o, S.cosine(1.0, 100))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         line = inspect.currentframe().f_lineno + 1
-        s.step()
-    order = [w for w in caught if "before `optimizer.step()`" in str(w.message)]
-    assert len(order) == 1 and order[0].filename == __file__ and order[0].lineno == line, [(w.filename, w.lineno) for w in caught]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        s.step()  # only the first step warns, as torch's
-    assert not [w for w in caught if "before `optimizer.step()`" in str(w.message)]
+        sched.step()
+    return [(w.filename, w.lineno) for w in caught if "before `optimizer.step()`" in str(w.message)], line
+
+
+def test_scheduled_lr_order_warning_points_at_the_caller():
+    """torch's "lr_scheduler.step() before optimizer.step()" warning names the line that called
+    step(), for ScheduledLR as for torch's classes (it named fastlr's own _scheduled.py)."""
+    s = fastlr.ScheduledLR(make_opt(), S.cosine(1.0, 100))
+    order, line = _order_warnings(s)
+    assert order == [(__file__, line)]
+    assert _order_warnings(s)[0] == []  # only the first step warns, as torch's
 
 
 def test_capturable_order_warning_points_at_the_caller():
     """The same for a capturable drop-in (its step() runs torch's step from fastlr's Python method)."""
-    import inspect
-
     import fastlr.lr_scheduler as FL
 
     o = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": torch.tensor(0.1, dtype=torch.float64)}])
-    s = FL.StepLR(o, 3, capturable=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        line = inspect.currentframe().f_lineno + 1
-        s.step()
-    order = [w for w in caught if "before `optimizer.step()`" in str(w.message)]
-    assert len(order) == 1 and order[0].filename == __file__ and order[0].lineno == line, [(w.filename, w.lineno) for w in caught]
+    order, line = _order_warnings(FL.StepLR(o, 3, capturable=True))
+    assert order == [(__file__, line)]
 
 
 def test_scheduled_lr_counters_follow_torch_step():

@@ -425,8 +425,7 @@ public:
     tensor_step(Engine* eng, frame& f, const plan& p, group_memo* memo)
         : eng_(eng), p_(p), groups_(f.groups.get()), n_(f.n), vl_(eng->plr), vm_(eng->pmom),
           memo_(memo), cur_(*eng->out), lr_out_(*eng->v1), m_out_(*eng->v2),
-          lr_h_(reinterpret_cast<holder*>(eng->holders->data())), m_h_(lr_h_ + n_),
-          key_ops_(p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key))) {}
+          lr_h_(reinterpret_cast<holder*>(eng->holders->data())), m_h_(lr_h_ + n_) {}
 
     /// Phase 1: read and compute everything; nothing is written. `repack`: a group holds a tensor
     /// that was not packed (replaced since): packing again may let the step run.
@@ -449,7 +448,7 @@ public:
         double* const mys = eng->my->data();
         holder* const lr_h = lr_h_;
         holder* const m_h = m_h_;
-        [[maybe_unused]] const bool key_ops = key_ops_;
+        [[maybe_unused]] const bool key_ops = p.lr.x_key || p.lr.y_key || (p.momentum && (p.mom.x_key || p.mom.y_key));
         bool need_repack = false, lr_float = false, mom_alloc = false, mom_inplace = false;
         // How a group holds a Python-float momentum: torch assigns a new float (or a new betas
         // tuple); a float only its group holds (in a tuple only its group holds) takes the value in
@@ -848,7 +847,6 @@ private:
     std::vector<double>& m_out_;   // the momentum side's new values
     holder* lr_h_;
     holder* m_h_;
-    const bool key_ops_;
     bool need_repack_ = false;
     bool lr_float_ = false;     // a group holds its lr as a Python float (new floats, `_last_lr` list)
     bool mom_alloc_ = false;    // a group's momentum (beta1) float needs a new object (tuple)
