@@ -73,20 +73,23 @@ def _close(a: float, b: float) -> bool:
     return a == b or (math.isfinite(b) and abs(a - b) <= 1e-12 * abs(b))
 
 
+def _eval_with_torch_ops(prog: Any, ts: list[int]) -> list[float]:
+    buf = _tensor_lrs.Buffer([(0, torch.tensor(0.0, dtype=torch.float64))])
+    runner = _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
+    counter = torch.tensor(0, dtype=torch.int64)
+    out = []
+    for t in ts:
+        counter.fill_(t)
+        runner.run(counter, 0)
+        out.append(float(buf.data[0]))
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_torch_ops_match_the_cpp_evaluator(name: str) -> None:
     prog = SCHEDULES[name]._sync()
-    data = torch.zeros(3, dtype=torch.float64)
-    buf = _tensor_lrs.Buffer([(0, data[0].clone())])  # a packed buffer of one element
-    runner = _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
-    counter = torch.tensor(0, dtype=torch.int64)
-    bad = []
-    for t in STEPS:
-        counter.fill_(t)
-        runner.run(counter, 0)
-        got, want = float(buf.data[0]), prog(float(t))
-        if not _close(got, want):
-            bad.append((t, got, want))
+    got = _eval_with_torch_ops(prog, list(STEPS))
+    bad = [(t, g, prog(float(t))) for t, g in zip(STEPS, got) if not _close(g, prog(float(t)))]
     assert not bad, f"{name}: torch ops differ from the C++ evaluator at {bad[:5]}"
 
 
@@ -139,18 +142,6 @@ TORCH_REFERENCES: dict[str, Any] = {
     "warm_restarts": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 10, eta_min=0.01),
     "warm_restarts_mult3": lambda o: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, 7, T_mult=3),
 }
-
-
-def _eval_with_torch_ops(prog: Any, ts: list[int]) -> list[float]:
-    buf = _tensor_lrs.Buffer([(0, torch.tensor(0.0, dtype=torch.float64))])
-    runner = _torch_programs.TorchPrograms([prog], [(buf, 0)], torch.device("cpu"))
-    counter = torch.tensor(0, dtype=torch.int64)
-    out = []
-    for t in ts:
-        counter.fill_(t)
-        runner.run(counter, 0)
-        out.append(float(buf.data[0]))
-    return out
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
