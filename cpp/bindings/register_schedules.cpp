@@ -1,5 +1,5 @@
 // fastlr._core.Program: a validated schedule program (fastlr/program.hpp) and its evaluation for
-// python/fastlr/schedules.py. Tables and arrays of steps are computed with the GIL released.
+// python/fastlr/schedules/. Tables and arrays of steps are computed with the GIL released.
 #include "pybind11.hpp"
 
 #include <pybind11/numpy.h>

@@ -44,7 +44,7 @@ namespace sched {
 /// The most nodes a program may have (the device keeps per-node scratch in local memory).
 inline constexpr std::uint32_t max_nodes = 64;
 
-/// Node kinds. The numbers are part of the serialised program format (and of python/fastlr/schedules.py).
+/// Node kinds. The numbers are part of the serialised program format (and of python/fastlr/schedules/_base.py, _OP).
 enum class op : std::uint32_t {
     constant = 1,            ///< [value]
     linear = 2,              ///< [init, end, T, extrapolate]

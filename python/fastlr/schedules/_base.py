@@ -1,0 +1,366 @@
+"""The :class:`Schedule` base class, the compiler to C++ programs, and argument checking.
+
+Every node kind lives in one of the sibling modules: leaf shapes (:mod:`._shapes`), combinators and
+modifiers (:mod:`._combinators`), metric-driven state (:mod:`._stateful`); :mod:`._serialisation`
+turns dicts back into schedules. This module imports none of them at import time.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+import numpy as np
+
+from .. import _core
+
+if TYPE_CHECKING:
+    from ._stateful import Plateau
+
+Number = Union[int, float]
+StepsLike = Union[Number, Sequence[Number], np.ndarray]
+
+# Node kinds of the C++ program format (cpp/include/fastlr/program.hpp, enum `op`).
+_OP = {
+    "constant": 1,
+    "linear": 2,
+    "cosine": 3,
+    "polynomial": 4,
+    "exponential": 5,
+    "step": 6,
+    "piecewise_constant": 7,
+    "piecewise_linear": 8,
+    "cyclic": 9,
+    "onecycle": 10,
+    "warm_restarts": 11,
+    "inverse_sqrt": 12,
+    "wsd": 13,
+    "plateau": 14,
+    "noise": 15,
+    "join": 16,
+    "product": 17,
+    "scale": 18,
+    "offset": 19,
+    "transformers": 20,
+}
+
+MAX_NODES: int = _core.SCHEDULE_MAX_NODES
+"""The most nodes one schedule tree may compile to."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Argument checking: TypeError for a wrong type, ValueError for a bad value, never a silent clamp.
+
+
+def _real(name: str, x: Any) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
+    v = float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    return v
+
+
+def _steps(name: str, x: Any, *, positive: bool = False, allow_negative: bool = False) -> Number:
+    """A step count or position: an int stays an int, a float must be finite."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be an int or a float number of steps, got {type(x).__name__} {x!r}")
+    v: Number = int(x) if isinstance(x, numbers.Integral) else float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v!r}")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {v!r}")
+    if not allow_negative and v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v!r}")
+    if abs(v) > 2**53:
+        raise ValueError(f"{name} must be at most 2**53 in magnitude, got {v!r}")
+    return v
+
+
+def _int(name: str, x: Any, minimum: int) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(x).__name__} {x!r}")
+    v = int(x)
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _flag(name: str, x: Any) -> bool:
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(x).__name__} {x!r}")
+    return bool(x)
+
+
+def _choice(name: str, x: Any, options: Sequence[str]) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"{name} must be a str, one of {list(options)}, got {type(x).__name__} {x!r}")
+    if x not in options:
+        raise ValueError(f"{name} must be one of {list(options)}, got {x!r}")
+    return x
+
+
+def _schedule(name: str, x: Any) -> Schedule:
+    if not isinstance(x, Schedule):
+        raise TypeError(f"{name} must be a fastlr schedule, got {type(x).__name__} {x!r}")
+    return x
+
+
+def _schedules(name: str, xs: Any, minimum: int = 1) -> tuple[Schedule, ...]:
+    if isinstance(xs, (Schedule, str, bytes)) or not isinstance(xs, Iterable):
+        raise TypeError(f"{name} must be a sequence of schedules, got {type(xs).__name__}")
+    out = tuple(_schedule(f"{name}[{i}]", s) for i, s in enumerate(xs))
+    if len(out) < minimum:
+        raise ValueError(f"{name} needs at least {minimum} schedule(s), got {len(out)}")
+    return out
+
+
+def _reals(name: str, xs: Any) -> tuple[float, ...]:
+    if isinstance(xs, (str, bytes)) or not isinstance(xs, Iterable):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(xs).__name__}")
+    return tuple(_real(f"{name}[{i}]", x) for i, x in enumerate(xs))
+
+
+def _step_list(name: str, xs: Any, *, strict: bool = False) -> tuple[Number, ...]:
+    if isinstance(xs, (str, bytes)) or not isinstance(xs, Iterable):
+        raise TypeError(f"{name} must be a sequence of steps, got {type(xs).__name__}")
+    out = tuple(_steps(f"{name}[{i}]", x) for i, x in enumerate(xs))
+    for a, b in zip(out, out[1:]):
+        if b < a or (strict and b == a):
+            raise ValueError(f"{name} must be {'increasing' if strict else 'non-decreasing'}, got {list(out)}")
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, Schedule):
+        return repr(v)
+    if isinstance(v, tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return repr(v)
+
+
+def _max_horizon(hs: Iterable[Number | None]) -> Number | None:
+    out: Number = 0
+    for h in hs:
+        if h is None:
+            return None
+        out = max(out, h)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Compilation: a schedule tree becomes a post-order list of (kind, params, children).
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[tuple[int, list[float], list[int]]] = []
+        self.plateaus: dict[int, tuple[Plateau, list[int]]] = {}
+
+    def add(self, kind: str, params: Sequence[float], children: Sequence[int] = ()) -> int:
+        self.nodes.append((_OP[kind], [float(p) for p in params], list(children)))
+        if len(self.nodes) > MAX_NODES:
+            raise ValueError(f"a schedule may compile to at most {MAX_NODES} nodes; this one is larger")
+        return len(self.nodes) - 1
+
+
+class Schedule:
+    """Base class of every schedule: a pure function of the step, compiled to a C++ program.
+
+    Build schedules with the functions of :mod:`fastlr.schedules` (:func:`cosine`, :func:`join`,
+    ...). Schedules are immutable values (only :class:`Plateau` nodes carry state), compare equal
+    when their :meth:`to_dict` is equal, and combine with ``*`` (a product with another schedule,
+    or scaling by a number) and ``/`` (scaling by ``1 / x``).
+    """
+
+    kind: ClassVar[str] = ""
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _defaults: ClassVar[dict[str, Any]] = {}
+
+    _program: Any
+    _slots: list[tuple[Plateau, list[int], float]]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"schedules are immutable: cannot set {name!r}")
+
+    def _set(self, **kw: Any) -> None:
+        for k, v in kw.items():
+            object.__setattr__(self, k, v)
+
+    def _compile(self) -> None:
+        """Build (and so validate) this schedule's program. Called at the end of every constructor."""
+        b = _Builder()
+        self._emit(b)
+        program = _core.Program(b.nodes)
+        slots = [(pl, idx, math.nan) for pl, idx in b.plateaus.values()]
+        object.__setattr__(self, "_program", program)
+        object.__setattr__(self, "_slots", slots)
+
+    # Subclasses implement these.
+    def _emit(self, b: _Builder) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def horizon(self) -> Number | None:
+        """The step from which the value no longer changes, or None where it never settles
+        (periodic, exponential, noisy and metric-driven schedules)."""
+        return None
+
+    def _boundaries(self) -> list[float]:
+        """Phase boundaries in this schedule's local steps (for plots)."""
+        return []
+
+    def _children(self) -> tuple[Schedule, ...]:
+        return ()
+
+    # -- evaluation --------------------------------------------------------------------------------
+
+    def _sync(self) -> Any:
+        """The program, with every plateau node's current value written into it."""
+        slots = self._slots
+        if slots:
+            for i, (pl, idx, seen) in enumerate(slots):
+                v = pl.value
+                if v != seen:
+                    for j in idx:
+                        self._program.set_plateau(j, v)
+                    slots[i] = (pl, idx, v)
+        return self._program
+
+    def __call__(self, t: Number) -> float:
+        """The value at step ``t`` (an int or float in ``[0, 2**53]``)."""
+        if isinstance(t, bool) or not isinstance(t, numbers.Real):
+            raise TypeError(f"step must be a real number, got {type(t).__name__} {t!r}")
+        return self._sync()(float(t))
+
+    def at(self, steps: StepsLike) -> np.ndarray:
+        """The values at an array of steps, as a float64 array of the same shape (computed in C++
+        with the GIL released)."""
+        arr = np.asarray(steps)
+        if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise TypeError(f"steps must be an array of real numbers, got dtype {arr.dtype}")
+        return self._sync().at(np.ascontiguousarray(arr, dtype=np.float64))
+
+    def table(self, n: int | None = None, start: int = 0) -> np.ndarray:
+        """The values at steps ``start, start + 1, ..., start + n - 1`` (computed in C++ with the GIL
+        released). ``n`` defaults to ``horizon + 1`` where the schedule has a horizon."""
+        if n is None:
+            h = self.horizon
+            if h is None:
+                raise ValueError(f"{self.kind} has no horizon: pass the number of steps, table(n)")
+            n = int(math.ceil(h)) + 1
+        n = _int("n", n, 0)
+        start = _int("start", start, 0)
+        return self._sync().table(n, float(start))
+
+    def __len__(self) -> int:
+        h = self.horizon
+        if h is None:
+            raise TypeError(f"{self.kind} schedule has no finite length (horizon is None)")
+        return int(math.ceil(h))
+
+    def phase_boundaries(self) -> list[float]:
+        """Steps at which one phase of the schedule hands over to the next (warm-up end, join
+        boundaries, WSD phases, ...), sorted and without duplicates."""
+        return sorted(set(self._boundaries()))
+
+    # -- plateau (metric-driven) nodes ---------------------------------------------------------------
+
+    @property
+    def plateaus(self) -> tuple[Plateau, ...]:
+        """The distinct :class:`Plateau` nodes in this schedule, in tree order."""
+        return tuple(pl for pl, _, _ in self._slots)
+
+    def observe(self, metric: float, step: Number | None = None) -> None:
+        """Feed a metric to the plateau nodes of this schedule (see :func:`plateau`).
+
+        With ``step``, only the plateaus that are active at that step (the phase of a
+        :func:`join` that contains them runs then) see the metric; without it, all of them do.
+        """
+        if not self._slots:
+            return
+        if step is None:
+            for pl, _, _ in self._slots:
+                pl.observe(metric)
+            return
+        active = self._program.active(float(_steps("step", step)))
+        for pl, idx, _ in self._slots:
+            if any(active[j] for j in idx):
+                pl.observe(metric)
+
+    # -- serialisation -------------------------------------------------------------------------------
+
+    def _params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in self._fields:
+            v = getattr(self, f)
+            if isinstance(v, Schedule):
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = [x.to_dict() if isinstance(x, Schedule) else x for x in v]
+            out[f] = v
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (str keys; str, bool, int, float, None, lists and dicts) that
+        :func:`from_dict` turns back into an equal schedule with bitwise-equal values."""
+        return {"kind": self.kind, **self._params()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Schedule:
+        """The schedule a :meth:`to_dict` dict describes (see :func:`from_dict`)."""
+        from ._serialisation import from_dict
+
+        return from_dict(d)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and plateau state can change
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy by value (the compiled program is rebuilt).
+        from . import from_dict  # the public name, so that pickles name fastlr.schedules.from_dict
+
+        return (from_dict, (self.to_dict(),))
+
+    def __repr__(self) -> str:
+        parts = []
+        for i, f in enumerate(self._fields):
+            v = getattr(self, f)
+            if f in self._defaults and self._defaults[f] == v and type(self._defaults[f]) is type(v):
+                continue
+            parts.append(_fmt(v) if i == 0 and isinstance(v, (Schedule, tuple)) else f"{f}={_fmt(v)}")
+        return f"{self.kind}({', '.join(parts)})"
+
+    # -- arithmetic ----------------------------------------------------------------------------------
+
+    def __mul__(self, other: Any) -> Schedule:
+        from ._combinators import product, scale
+
+        if isinstance(other, Schedule):
+            return product(self, other)
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return scale(self, other)
+        return NotImplemented
+
+    def __rmul__(self, other: Any) -> Schedule:
+        from ._combinators import scale
+
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return scale(self, other)
+        return NotImplemented
+
+    def __truediv__(self, other: Any) -> Schedule:
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            d = _real("divisor", other)
+            if d == 0:
+                raise ZeroDivisionError("schedule divided by zero")
+            from ._combinators import scale
+
+            return scale(self, 1.0 / d)
+        return NotImplemented
