@@ -42,8 +42,9 @@ _CONSTRUCTORS = {
     )
 }
 
-#: Spec names that mean a Hugging Face / fastlr named schedule rather than a constructor.
-_NAMED_FIRST = {"linear", "cosine", "polynomial", "constant", "inverse_sqrt"}
+#: Spec names that are both a constructor and a Hugging Face / fastlr name: with ``num_training_steps``
+#: or ``num_warmup_steps`` in the spec they mean the name (``onecycle:num_training_steps=100``).
+_NAMED_FIRST = set(_CONSTRUCTORS) & set(S.names())
 
 
 def _split_top(text: str) -> list[str]:
@@ -113,11 +114,64 @@ def load(spec: str) -> list[tuple[str, S.Schedule]]:
     return [parse_spec(spec)]
 
 
+def _horizon(s: S.Schedule) -> float | None:
+    """The step the plot marks as the schedule's end.
+
+    That is ``s.horizon`` (the step from which the value no longer changes), except for the Hugging
+    Face names whose multiplier keeps moving past ``num_training_steps`` (``cosine``,
+    ``cosine_with_min_lr``, ``cosine_warmup_with_min_lr``: the cosine goes on past T, so their
+    ``horizon`` is None): there it is ``num_training_steps``, the length of the run they were built for.
+    """
+    h = s.horizon
+    if h is None and s.kind == "transformers" and s.num_training_steps > 0:
+        return s.num_training_steps
+    return h
+
+
 def _extent(scheds: Sequence[S.Schedule], steps: int | None) -> int:
     if steps is not None:
         return steps
-    hs = [s.horizon for s in scheds if s.horizon is not None]
+    hs = [h for h in map(_horizon, scheds) if h is not None]
     return max(int(math.ceil(max(hs) * 1.05)) + 1, 2) if hs else 1000
+
+
+#: An end of the value range with |v| at most this fraction of the other end's is rounding noise
+#: around 0 (a -1.11e-16 from a sum that should be 0) and is taken as 0 when choosing ticks.
+_ZERO_SNAP = 1e-9
+
+
+def nice_ticks(lo: float, hi: float, max_bins: int) -> list[float]:
+    """Tick values ``k * step`` covering ``[lo, hi]`` in at most ``max_bins`` (>= 2) intervals, with ``step``
+    the smallest of 1, 2, 5 times a power of 10 that allows it (matplotlib's MaxNLocator, for a
+    few text rows). Ends within ``_ZERO_SNAP`` (relative) of 0 count as 0. Needs ``lo < hi``."""
+    scale = max(abs(lo), abs(hi))
+    lo = 0.0 if abs(lo) <= _ZERO_SNAP * scale else lo
+    hi = 0.0 if abs(hi) <= _ZERO_SNAP * scale else hi
+    max_bins = max(int(max_bins), 2)  # one bin cannot cover a range that straddles 0 with multiples of a step
+    mag = 10.0 ** math.floor(math.log10((hi - lo) / max_bins))
+    m = 0
+    while True:
+        step = (1, 2, 5)[m % 3] * 10 ** (m // 3) * mag
+        # The 1e-9 keeps a bound that is a multiple of step up to rounding (0.6 / 0.2) from adding a bin.
+        k0, k1 = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+        if k1 - k0 <= max_bins:
+            return [k * step for k in range(k0, k1 + 1)]
+        m += 1
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """The ticks from :func:`nice_ticks` as text, all with the same number of digits after the point
+    (fixed notation) or in the mantissa (scientific notation, for ranges under 0.01 or from 1e5)."""
+    if len(ticks) < 2:
+        return [f"{t:g}" for t in ticks]
+    step = (ticks[-1] - ticks[0]) / (len(ticks) - 1)
+    e_step = math.floor(math.log10(step) + 1e-9)
+    big = max(abs(t) for t in ticks)
+    if 1e-2 <= big < 1e5:
+        d = max(0, -e_step)
+        return [f"{t:.{d}f}" for t in ticks]
+    d = max(0, math.floor(math.log10(big) + 1e-9) - e_step)
+    return ["0" if t == 0 else f"{t:.{d}e}" for t in ticks]
 
 
 def terminal_plot(
@@ -127,48 +181,69 @@ def terminal_plot(
     height: int = 16,
     ascii_only: bool = False,
 ) -> str:
-    """Render the schedules as text: one marker per column per schedule, phase boundaries as
-    vertical rules, the horizon marked on the axis."""
+    """Render the schedules as text: one marker per column per schedule (a cell that two or more
+    schedules share gets the overlap marker, and the legend says which), phase boundaries as
+    vertical rules, the horizon marked on the axis, 1-2-5 ticks on the value axis."""
+    if height < 2:
+        raise ValueError(f"the plot height must be >= 2 rows, got {height}")
     n = _extent([s for _, s in series], steps)
     if width is None:
         width = max(40, min(shutil.get_terminal_size((100, 24)).columns - 12, 110))
     marks = "*o+x#@%&" if ascii_only else "●○◆◇■□▲△"
+    shared = "=" if ascii_only else "≡"
     vrule = "|" if ascii_only else "│"
     cols = np.minimum((np.arange(width) * (n - 1) / max(width - 1, 1)).round(), n - 1)
     tables = [s.at(cols) for _, s in series]
-    lo = min(float(np.min(t)) for t in tables)
-    hi = max(float(np.max(t)) for t in tables)
+    finite = [t[np.isfinite(t)] for t in tables]
+    lo = min((float(np.min(t)) for t in finite if t.size), default=0.0)
+    hi = max((float(np.max(t)) for t in finite if t.size), default=0.0)
     if hi == lo:
         hi, lo = hi + 0.5 * (abs(hi) or 1.0), lo - 0.5 * (abs(lo) or 1.0)
+    ticks = nice_ticks(lo, hi, (height - 1) // 3)
+    bottom, top = ticks[0], ticks[-1]
+
+    def row(v: float) -> int:
+        return min(max(int(round((top - v) / (top - bottom) * (height - 1))), 0), height - 1)
+
     grid = [[" "] * width for _ in range(height)]
     bounds = sorted({b for _, s in series for b in s.phase_boundaries() if 0 < b < n})
     for b in bounds:
         c = int(round(b * (width - 1) / max(n - 1, 1)))
         for r in range(height):
             grid[r][c] = vrule
+    owners: dict[tuple[int, int], list[int]] = {}
     for k, tab in enumerate(tables):
-        m = marks[k % len(marks)]
         for c, v in enumerate(tab):
-            r = int(round((hi - float(v)) / (hi - lo) * (height - 1)))
-            grid[min(max(r, 0), height - 1)][c] = m
-    label_w = 11
+            if math.isfinite(v):
+                r = row(float(v))
+                cell = owners.setdefault((r, c), [])
+                cell.append(k)
+                grid[r][c] = marks[k % len(marks)] if len(cell) == 1 else shared
+    labels = dict(zip(map(row, ticks), tick_labels(ticks)))
+    label_w = max(map(len, labels.values()))
     lines = []
-    for r, row in enumerate(grid):
-        y = hi - (hi - lo) * r / (height - 1)
-        lab = f"{y:.3g}" if r in (0, height // 2, height - 1) else ""
-        lines.append(f"{lab:>{label_w - 1}} {'|' if ascii_only else '┤'}{''.join(row)}")
+    for r, cells in enumerate(grid):
+        lines.append(f"{labels.get(r, ''):>{label_w}} {'|' if ascii_only else '┤'}{''.join(cells)}")
     axis = [("-" if ascii_only else "─")] * width
-    hz = [s.horizon for _, s in series if s.horizon is not None]
-    for h in hz:
-        c = int(round(min(h, n - 1) * (width - 1) / max(n - 1, 1)))
-        axis[c] = "^" if ascii_only else "┴"
-    lines.append(" " * label_w + ("+" if ascii_only else "└") + "".join(axis))
+    for h in (_horizon(s) for _, s in series):
+        if h is not None:
+            c = int(round(min(h, n - 1) * (width - 1) / max(n - 1, 1)))
+            axis[c] = "^" if ascii_only else "┴"
+    lines.append(" " * (label_w + 1) + ("+" if ascii_only else "└") + "".join(axis))
     left, right = "0", f"step {n - 1}"
     ticks_line = left + " " * max(width - len(left) - len(right), 1) + right
-    lines.append(" " * (label_w + 1) + ticks_line)
+    lines.append(" " * (label_w + 2) + ticks_line)
     for k, (label, s) in enumerate(series):
-        h = s.horizon
+        h = _horizon(s)
         lines.append(f"  {marks[k % len(marks)]} {label}   (horizon: {'none' if h is None else h})")
+    groups: dict[tuple[int, ...], int] = {}
+    for ks in owners.values():
+        if len(ks) > 1:
+            groups[tuple(ks)] = groups.get(tuple(ks), 0) + 1
+    if groups:
+        what = ", ".join(f"{' '.join(marks[k % len(marks)] for k in ks)} ({c} cell{'s' * (c > 1)})"
+                         for ks, c in sorted(groups.items()))
+        lines.append(f"  {shared} curves on top of each other: {what}")
     if bounds:
         lines.append(f"  {vrule} phase boundaries at steps {', '.join(f'{b:g}' for b in bounds)}")
     return "\n".join(lines)
@@ -191,9 +266,9 @@ def png_plot(series: Sequence[tuple[str, S.Schedule]], path: str, steps: int | N
     bounds = sorted({b for _, s in series for b in s.phase_boundaries() if 0 < b < n})
     for b in bounds:
         ax.axvline(b, color="0.6", linestyle=":", linewidth=1)
-    for _, s in series:
-        if s.horizon is not None and s.horizon < n:
-            ax.axvline(s.horizon, color="0.3", linestyle="--", linewidth=1)
+    for h in (_horizon(s) for _, s in series):
+        if h is not None and h < n:
+            ax.axvline(h, color="0.3", linestyle="--", linewidth=1)
     ax.set_xlabel("step")
     ax.set_ylabel("value")
     ax.set_xlim(0, n - 1)
