@@ -18,7 +18,16 @@ from typing import Any
 from . import schedules
 from ._core import __version__
 
-__all__ = ["__version__", "get_scheduler", "lr_scheduler", "patch_torch", "schedules", "unpatch_torch"]
+__all__ = [
+    "LRFindResult",
+    "__version__",
+    "find_lr",
+    "get_scheduler",
+    "lr_scheduler",
+    "patch_torch",
+    "schedules",
+    "unpatch_torch",
+]
 
 
 def _torch_module(name: str) -> Any:
@@ -39,4 +48,6 @@ def __getattr__(name: str) -> Any:
         return getattr(_torch_module("fastlr._scheduled"), name)
     if name in ("patch_torch", "unpatch_torch", "torch_patched"):
         return getattr(_torch_module("fastlr._patch"), name)
+    if name in ("find_lr", "LRFindResult"):
+        return getattr(_torch_module("fastlr._find_lr"), name)
     raise AttributeError(f"module 'fastlr' has no attribute {name!r}")
