@@ -152,7 +152,7 @@ CONST, LINEAR, COSINE, JOIN, PRODUCT, SCALE, PLATEAU, NOISE = 1, 2, 3, 16, 17, 1
 
 
 def test_program_evaluates_a_join():
-    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0, 0.0], []), (COSINE, [1.0, 0.0, 90.0, 1.0, 0.5, 0.0], []), (JOIN, [10.0], [0, 1])])
+    p = _core.Program([(LINEAR, [0.0, 1.0, 10.0, 0.0], []), (COSINE, [1.0, 0.0, 90.0, 1.0, 0.5, 0.0, 1.0], []), (JOIN, [10.0], [0, 1])])
     assert len(p) == 3 and p(0) == 0.0 and p(5) == 0.5 and p(10) == 1.0 and p(100) == 0.0
     t = p.table(200)
     assert np.array_equal(t, p.at(np.arange(200.0))) and np.array_equal(t[:3], [p(0), p(1), p(2)])
@@ -176,7 +176,10 @@ def test_program_evaluates_a_join():
         ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [1.0], [0])], "children"),
         ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [2.0, 1.0, 0.0], [0, 1])], "children"),
         ([(CONST, [1.0], []), (CONST, [1.0], []), (JOIN, [2.0], [0, 1]), (SCALE, [1.0], [2]), (JOIN, [-1.0], [3, 0])], "parent"),
-        ([(COSINE, [1.0, 0.0, 10.0, 1.0, 0.5, 3.0], [])], "mode"),
+        ([(COSINE, [1.0, 0.0, 10.0, 1.0, 0.5, 3.0, 1.0], [])], "mode"),
+        ([(COSINE, [1.0, 0.0, 10.0, 1.0, 0.5, 0.0, 0.0], [])], "exponent"),
+        ([(11, [1.0, 0.0, 10.0, 2.0, 1.0, 3.0, 1.0, 1.0, 2.0, 2.0], [])], "lb"),
+        ([(11, [1.0, 0.0, 10.0, 2.0, 1.0, 3.0, 1.0, 2.0, 0.0, 0.0], [])], "shape"),
         ([(7, [2.0, 1.0], [])], "parameters"),
         ([(7, [1e300, 1.0], [])], "boundaries"),
         ([(PRODUCT, [], [])], "children"),
@@ -196,10 +199,10 @@ def test_program_rejects_wrong_types():
 
 
 def test_program_unbounded_slots_accept_inf_only_there():
-    _core.Program([(11, [1.0, 0.0, 10.0, 2.0, 1.0, math.inf, 1.0], [])])  # warm_restarts cycle_limit
+    _core.Program([(11, [1.0, 0.0, 10.0, 2.0, 1.0, math.inf, 1.0, 0.0, 0.0, 0.0], [])])  # warm_restarts cycle_limit
     _core.Program([(CONST, [1.0], []), (NOISE, [0.1, 1.0, 3.0, 1.0, 0.0, math.inf], [0])])  # noise end
     with pytest.raises(ValueError, match="finite"):
-        _core.Program([(11, [1.0, 0.0, math.inf, 2.0, 1.0, 3.0, 1.0], [])])
+        _core.Program([(11, [1.0, 0.0, math.inf, 2.0, 1.0, 3.0, 1.0, 0.0, 0.0, 0.0], [])])
 
 
 def test_program_steps_and_plateau_writes():
@@ -232,7 +235,7 @@ def test_program_buffers_layout():
 
 
 def test_program_table_releases_the_gil():
-    p = _core.Program([(COSINE, [1.0, 0.0, 1e7, 1.0, 0.5, 0.0], [])])
+    p = _core.Program([(COSINE, [1.0, 0.0, 1e7, 1.0, 0.5, 0.0, 1.0], [])])
     ticks = []
     done = threading.Event()
 

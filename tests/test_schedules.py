@@ -535,6 +535,8 @@ ALL = [
     S.warm_restarts(1.0, 10, 0.01, t_mult=1.5, cycle_decay=0.8, cycle_limit=4),
     S.inverse_sqrt(1.0, 100),
     S.wsd(1.0, warmup=10, decay=20, total=100, decay_shape="1-sqrt"),
+    S.wsd(1.0, warmup=10, stable=50, decay=20, stable_shape="rsqrt", decay_shape="power"),
+    S.tanh(1.0, 30, 0.01, t_mult=2.0, cycle_limit=3),
     S.noise(S.cosine(1.0, 100), pct=0.2, seed=5, start=10, end=90),
     S.plateau(0.5, patience=3, mode="max"),
     S.join([S.linear(0.0, 1.0, 10), S.cosine(1.0, 90)], [10]),
@@ -632,7 +634,7 @@ BAD = [
     (lambda: S.onecycle(1, 100, anneal_strategy="cosine"), ValueError, "anneal_strategy"),
     (lambda: S.warm_restarts(1, 10, t_mult=0.5), ValueError, "t_mult"),
     (lambda: S.warm_restarts(1, 0), ValueError, "period"),
-    (lambda: S.warm_restarts(1, 10, cycle_limit=-1), ValueError, "cycle_limit"),  # (0 is unlimited, as timm)
+    (lambda: S.warm_restarts(1, 10, cycle_limit=-1), ValueError, "cycle_limit"),  # (0: no cycle, as timm 1.0)
     (lambda: S.inverse_sqrt(1, 0), ValueError, "timescale"),
     (lambda: S.wsd(1.0, warmup=10, decay=10), ValueError, "exactly one"),
     (lambda: S.wsd(1.0, warmup=10, decay=10, total=15), ValueError, "exceed"),
@@ -818,12 +820,14 @@ def test_transformers_node_errors():
         S.from_name("polynomial", 5, 5, lr_init=0.1)
 
 
-def test_warm_restarts_cycle_limit_zero_is_unlimited_as_timm():
-    unlimited = S.warm_restarts(1.0, 10, 0.01, t_mult=2.0, cycle_decay=0.7)
+def test_warm_restarts_cycle_limit_zero_is_no_cycle_as_timm():
+    # timm 1.0's CosineLRScheduler: `if i < self.cycle_limit` (tests/test_peer_shapes.py steps timm itself)
     zero = S.warm_restarts(1.0, 10, 0.01, t_mult=2.0, cycle_decay=0.7, cycle_limit=0)
-    assert zero == unlimited and zero.cycle_limit is None
-    ts = list(range(0, 400, 3))
-    assert zero.at(ts).tolist() == unlimited.at(ts).tolist()
+    assert zero.cycle_limit == 0 and zero.horizon == 0
+    assert set(zero.at(list(range(0, 400, 3))).tolist()) == {0.01}
+    assert S.from_dict(zero.to_dict()) == zero
+    unlimited = S.warm_restarts(1.0, 10, 0.01, t_mult=2.0, cycle_decay=0.7)
+    assert unlimited.cycle_limit is None and abs(unlimited(150) - 0.7**4) < 1e-12 and unlimited.horizon is None
     assert S.warm_restarts(1.0, 10, 0.01, cycle_limit=1)(15) == 0.01  # a positive limit still ends the cycles
     with pytest.raises(ValueError, match="cycle_limit must be >= 0"):
         S.warm_restarts(1.0, 10, cycle_limit=-1)

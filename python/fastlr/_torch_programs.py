@@ -107,18 +107,19 @@ def _linear(p: Tensor, t: Tensor) -> Tensor:
 
 
 def _cosine(p: Tensor, t: Tensor) -> Tensor:
-    init, end, T, k, cycles, mode = (_col(p, j) for j in range(6))
+    init, end, T, k, cycles, mode, expo = (_col(p, j) for j in range(7))
     r = t / T
     x = torch.where(~(T > 0.0), torch.ones_like(r), torch.where(mode == 1.0, r, _min(r, torch.ones_like(r))))
     q = torch.where(k == 1.0, x, x.pow(k))
     arg = torch.where(mode == 2.0, torch.fmod(cycles * q, 1.0), (2.0 * cycles) * q)
-    v = end + (init - end) * (0.5 * (1.0 + cos_pi(arg)))
+    c = 0.5 * (1.0 + cos_pi(arg))
+    v = end + (init - end) * torch.where(expo == 1.0, c, c.pow(expo))
     return torch.where((mode == 2.0) & ~(x < 1.0), end, v)
 
 
 def _polynomial(p: Tensor, t: Tensor) -> Tensor:
-    init, end, T, power = (_col(p, j) for j in range(4))
-    r = 1.0 - t / T
+    init, end, T, power, k = (_col(p, j) for j in range(5))
+    r = torch.where(k == 1.0, 1.0 - t / T, 1.0 - t.pow(k) / T.pow(k))
     v = end + (init - end) * torch.where(power == 1.0, r, r.pow(power))
     return torch.where(~(t < T), end, v)
 
@@ -192,7 +193,7 @@ def _onecycle(p: Tensor, t: Tensor) -> Tensor:
 
 
 def _warm_restarts(p: Tensor, t: Tensor) -> Tensor:
-    top, low, T0, m, decay, limit, k = (_col(p, j) for j in range(7))
+    top, low, T0, m, decay, limit, k, shp, lb, ub = (_col(p, j) for j in range(10))
     # t_mult == 1
     i1 = torch.floor(t / T0)
     s1 = T0 * i1
@@ -221,7 +222,8 @@ def _warm_restarts(p: Tensor, t: Tensor) -> Tensor:
     x = (t - start) / length
     q = torch.where(k == 1.0, x, x.pow(k))
     peak = torch.where(decay == 1.0, top, top * decay.pow(i))
-    v = low + (0.5 * (peak - low)) * (1.0 + cos_pi(q))
+    wave = torch.where(shp == 1.0, 1.0 - torch.tanh(lb * (1.0 - q) + ub * q), 1.0 + cos_pi(q))
+    v = low + (0.5 * (peak - low)) * wave
     return torch.where(~(i < limit), low, v)
 
 
@@ -230,18 +232,25 @@ def _inverse_sqrt(p: Tensor, t: Tensor) -> Tensor:
 
 
 def _wsd(p: Tensor, t: Tensor) -> Tensor:
-    init, peak, end, W, S, D, wk, dk = (_col(p, j) for j in range(8))
+    init, peak, end, W, S, D, wk, dk, sk, ts, sp, dp, dr = (_col(p, j) for j in range(13))
     fw = t / W
     warm = torch.where(wk == 1.0, 0.5 * (1.0 - cos_pi(fw)), torch.where(wk == 2.0, 1.0 - torch.sqrt(1.0 - fw), fw))
     ds = W + S
     fd = (t - ds) / D
+    expo = torch.where(dr == 0.5, 2.0 * torch.pow(0.5, fd) - 1.0, (dr.pow(fd) - dr) / (1.0 - dr))
     dec = torch.where(
         dk == 1.0,
         0.5 * (1.0 + cos_pi(fd)),
-        torch.where(dk == 2.0, 1.0 - torch.sqrt(fd), torch.where(dk == 3.0, 2.0 * torch.pow(0.5, fd) - 1.0, 1.0 - fd)),
+        torch.where(
+            dk == 2.0,
+            1.0 - torch.sqrt(fd),
+            torch.where(dk == 3.0, expo, torch.where(dk == 4.0, 1.0 - fd.pow(dp), 1.0 - fd)),
+        ),
     )
-    v = torch.where(t < ds + D, end + (peak - end) * dec, end)
-    v = torch.where(t < ds, peak, v)
+    a = torch.where(sk == 1.0, torch.full_like(sp, 0.5), sp)
+    sv = torch.where(sk != 0.0, _max(peak * (1.0 + (t - W) / ts).pow(-a), end), peak)
+    v = torch.where(t < ds + D, end + (sv - end) * dec, end)
+    v = torch.where(t < ds, sv, v)
     return torch.where(t < W, init + (peak - init) * warm, v)
 
 

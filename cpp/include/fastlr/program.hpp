@@ -25,8 +25,9 @@
 //
 // Host and device agreement: compile device code with `--fmad=false` (the host builds with
 // -ffp-contract=off). Then cos(pi x) (hd::cos_pi, no libm), sqrt and fmod give the same bits on
-// both; shapes that call pow/log/exp (polynomial with power != 1, exponential, step, k_decay != 1,
-// warm restarts with t_mult != 1, WSD exponential decay, the normal noise) may differ by the
+// both; shapes that call pow/log/exp/tanh (polynomial with power != 1, exponential, step,
+// k_decay != 1, a cosine exponent != 1, warm restarts with t_mult != 1 or the tanh shape, WSD's
+// exponential and power decays and decaying stable phases, the normal noise) may differ by the
 // device libm's last-ulp error.
 //
 // Plateau nodes hold their current value in params[first_param]; the host state machine rewrites it
@@ -48,17 +49,18 @@ inline constexpr std::uint32_t max_nodes = 64;
 enum class op : std::uint32_t {
     constant = 1,            ///< [value]
     linear = 2,              ///< [init, end, T, extrapolate]
-    cosine = 3,              ///< [init, end, T, k_decay, cycles, mode (0 clamp, 1 extrapolate, 2 restarts)]
-    polynomial = 4,          ///< [init, end, T, power]
+    cosine = 3,              ///< [init, end, T, k_decay, cycles, mode (0 clamp, 1 extrapolate, 2 restarts), exponent]
+    polynomial = 4,          ///< [init, end, T, power, k_decay]
     exponential = 5,         ///< [init, rate, T, staircase, end, has_end]
     step = 6,                ///< [init, gamma, size]
     piecewise_constant = 7,  ///< [n, b_1..b_n, v_0..v_n]
     piecewise_linear = 8,    ///< [n, t_1..t_n, v_1..v_n]
     cyclic = 9,              ///< [base, max, up, down, mode, gamma]
     onecycle = 10,           ///< [max, total, pct_start, div, final_div, three_phase, linear]
-    warm_restarts = 11,      ///< [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay]
+    warm_restarts = 11,      ///< [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay, shape, lb, ub]
     inverse_sqrt = 12,       ///< [init, timescale]
-    wsd = 13,                ///< [init, peak, end, W, S, D, warmup_kind, decay_kind]
+    wsd = 13,                ///< [init, peak, end, W, S, D, warmup_kind, decay_kind, stable_kind, timescale,
+                             ///<  stable_power, decay_power, decay_ratio]
     plateau = 14,            ///< [value]  (written by the host's ReduceLROnPlateau state machine)
     noise = 15,              ///< [pct, std, seed, normal, start, end]; 1 child
     join = 16,               ///< [b_1..b_n]; n + 1 children: child k runs from b_k (b_0 = 0) at t - b_k

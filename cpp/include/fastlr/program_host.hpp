@@ -91,10 +91,12 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
             if (!(p[3] > 0)) return bad(k, "k_decay", "> 0", p[3]);
             if (p[4] < 0) return bad(k, "cycles", ">= 0", p[4]);
             if (!(p[5] == 0.0 || p[5] == 1.0 || p[5] == 2.0)) return bad(k, "mode", "0, 1 or 2", p[5]);
+            if (!(p[6] > 0)) return bad(k, "exponent", "> 0", p[6]);
             return {};
         case op::polynomial:
             if (p[2] < 0) return bad(k, "steps", ">= 0", p[2]);
             if (p[3] < 0) return bad(k, "power", ">= 0", p[3]);
+            if (!(p[4] > 0)) return bad(k, "k_decay", "> 0", p[4]);
             return {};
         case op::exponential:
             if (!(p[1] > 0)) return bad(k, "decay_rate", "> 0", p[1]);
@@ -133,9 +135,11 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
             if (!(p[2] > 0)) return bad(k, "period", "> 0", p[2]);
             if (!(p[3] >= 1)) return bad(k, "t_mult", ">= 1", p[3]);
             if (!(p[4] > 0)) return bad(k, "cycle_decay", "> 0", p[4]);
-            if (!(p[5] >= 1) || !(p[5] == HUGE_VAL || integral(p[5])))
-                return bad(k, "cycle_limit", "an integer >= 1 or unlimited", p[5]);
+            if (!(p[5] >= 0) || !(p[5] == HUGE_VAL || integral(p[5])))
+                return bad(k, "cycle_limit", "an integer >= 0 or unlimited", p[5]);
             if (!(p[6] > 0)) return bad(k, "k_decay", "> 0", p[6]);
+            if (!flag(p[7])) return bad(k, "shape", "0 (cosine) or 1 (tanh)", p[7]);
+            if (p[7] == 1.0 && !(p[8] < p[9])) return bad(k, "lb", "< ub", p[8]);
             return {};
         case op::transformers:
             if (!(p[0] >= 0 && p[0] <= 8) || !integral(p[0])) return bad(k, "variant", "an integer in [0, 8]", p[0]);
@@ -152,8 +156,13 @@ inline std::string check_params(std::uint32_t k, const double* p, std::uint32_t 
             if (p[4] < 0) return bad(k, "stable", ">= 0", p[4]);
             if (p[5] < 0) return bad(k, "decay", ">= 0", p[5]);
             if (!(p[6] == 0.0 || p[6] == 1.0 || p[6] == 2.0)) return bad(k, "warmup_shape", "0, 1 or 2", p[6]);
-            if (!(p[7] == 0.0 || p[7] == 1.0 || p[7] == 2.0 || p[7] == 3.0))
-                return bad(k, "decay_shape", "0, 1, 2 or 3", p[7]);
+            if (!(p[7] == 0.0 || p[7] == 1.0 || p[7] == 2.0 || p[7] == 3.0 || p[7] == 4.0))
+                return bad(k, "decay_shape", "0, 1, 2, 3 or 4", p[7]);
+            if (!(p[8] == 0.0 || p[8] == 1.0 || p[8] == 2.0)) return bad(k, "stable_shape", "0, 1 or 2", p[8]);
+            if (p[8] != 0.0 && !(p[9] > 0)) return bad(k, "stable_timescale", "> 0", p[9]);
+            if (!(p[10] > 0)) return bad(k, "stable_power", "> 0", p[10]);
+            if (!(p[11] > 0)) return bad(k, "decay_power", "> 0", p[11]);
+            if (!(p[12] > 0 && p[12] < 1)) return bad(k, "decay_ratio", "in (0, 1)", p[12]);
             return {};
         case op::noise:
             if (!(p[0] > 0)) return bad(k, "pct", "> 0", p[0]);

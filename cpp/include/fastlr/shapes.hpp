@@ -24,15 +24,15 @@ namespace shape {
 enum : std::uint32_t {
     n_constant = 1,
     n_linear = 4,
-    n_cosine = 6,
-    n_polynomial = 4,
+    n_cosine = 7,
+    n_polynomial = 5,
     n_exponential = 6,
     n_step = 3,
     n_cyclic = 6,
     n_onecycle = 7,
-    n_warm_restarts = 7,
+    n_warm_restarts = 10,
     n_inverse_sqrt = 2,
-    n_wsd = 8,
+    n_wsd = 13,
     n_plateau = 1,
     n_noise = 6,
     n_transformers = 8,
@@ -50,10 +50,11 @@ FASTLR_HD inline double linear(const double* p, double t) {
     return t < T || (p[3] != 0.0 && T > 0.0) ? init + (end - init) * (t / T) : end;
 }
 
-/// cosine: [init, end, T, k_decay, cycles, mode]
+/// cosine: [init, end, T, k_decay, cycles, mode, exponent]
 ///   x = t / T, clamped to 1 in mode 0 (and 1 when T == 0); q = x ** k_decay
-///   modes 0 and 1:  v = end + (init - end) * 0.5 * (1 + cos(2 pi cycles q))
-///   mode 2:         v = end + (init - end) * 0.5 * (1 + cos(pi ((cycles q) mod 1))) for x < 1, else end
+///   modes 0 and 1:  c = 0.5 * (1 + cos(2 pi cycles q))
+///   mode 2:         c = 0.5 * (1 + cos(pi ((cycles q) mod 1))) for x < 1 (else v = end)
+///   v = end + (init - end) * c ** exponent  (optax.cosine_decay_schedule's exponent)
 /// cycles = 0.5 is the usual half-period decay (optax.cosine_decay_schedule with alpha = end / init,
 /// torch CosineAnnealingLR's closed form, timm's k_decay). Mode 1 keeps oscillating past T, and
 /// mode 2 restarts `cycles` times within T: Hugging Face's cosine (num_cycles = cycles) and
@@ -65,16 +66,19 @@ FASTLR_HD inline double cosine(const double* p, double t) {
     const double x = !(T > 0.0) ? 1.0 : (mode == 1.0 ? r : hd::min(r, 1.0));
     const double q = k == 1.0 ? x : ::pow(x, k);
     const double arg = mode == 2.0 ? ::fmod(cycles * q, 1.0) : (2.0 * cycles) * q;
-    const double v = end + (init - end) * (0.5 * (1.0 + hd::cos_pi(arg)));
+    const double c = 0.5 * (1.0 + hd::cos_pi(arg));
+    const double v = end + (init - end) * (p[6] == 1.0 ? c : ::pow(c, p[6]));
     return mode == 2.0 && !(x < 1.0) ? end : v;
 }
 
-/// polynomial: [init, end, T, power]   v = end + (init - end) * (1 - t / T) ** power for t < T, else end
-/// (optax.polynomial_schedule; torch PolynomialLR's closed form with end = 0).
+/// polynomial: [init, end, T, power, k_decay]
+///   v = end + (init - end) * (1 - t / T) ** power for t < T, else end
+/// (optax.polynomial_schedule; torch PolynomialLR's closed form with end = 0); with k_decay != 1,
+/// (1 - t**k / T**k) ** power, in timm PolyLRScheduler's operation order.
 FASTLR_HD inline double polynomial(const double* p, double t) {
-    const double init = p[0], end = p[1], T = p[2], power = p[3];
+    const double init = p[0], end = p[1], T = p[2], power = p[3], k = p[4];
     if (!(t < T)) return end;
-    const double r = 1.0 - t / T;
+    const double r = k == 1.0 ? 1.0 - t / T : 1.0 - ::pow(t, k) / ::pow(T, k);
     return end + (init - end) * (power == 1.0 ? r : ::pow(r, power));
 }
 
@@ -177,13 +181,15 @@ FASTLR_HD inline double onecycle(const double* p, double t) {
     return onecycle_anneal(a, b, f, lin);
 }
 
-/// warm_restarts: [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay]  (SGDR)
+/// warm_restarts: [max, min, T0, t_mult, cycle_decay, cycle_limit, k_decay, shape, lb, ub]  (SGDR)
 /// Cycle i starts at S_i = T0 * (t_mult**i - 1) / (t_mult - 1) (T0 * i when t_mult == 1; see
 /// warm_restarts_start for its rounding) and lasts
-/// T_i = T0 * t_mult**i. Inside cycle i (i < cycle_limit; cycle_limit may be +inf):
-///   v = min + 0.5 * (max * cycle_decay**i - min) * (1 + cos(pi * ((t - S_i) / T_i) ** k_decay)),
-/// and min from the end of cycle cycle_limit - 1 on (timm CosineLRScheduler; torch
-/// CosineAnnealingWarmRestarts with integer T_mult). The cycle index from the logarithm is corrected
+/// T_i = T0 * t_mult**i. Inside cycle i (i < cycle_limit; cycle_limit may be +inf), with
+/// q = ((t - S_i) / T_i) ** k_decay and peak = max * cycle_decay**i:
+///   shape 0 (cosine):  v = min + 0.5 * (peak - min) * (1 + cos(pi q))
+///   shape 1 (tanh):    v = min + 0.5 * (peak - min) * (1 - tanh(lb * (1 - q) + ub * q))
+/// and min from the end of cycle cycle_limit - 1 on (timm CosineLRScheduler and TanhLRScheduler;
+/// torch CosineAnnealingWarmRestarts with integer T_mult). The cycle index from the logarithm is corrected
 /// against the cycle starts, so a restart lands exactly on its step (torch's int(log) can miss one).
 /// Start of cycle i (t_mult m != 1): T0 * ((m**i - 1) / (m - 1)), the geometric sum taken first (so
 /// cycle 1 starts at T0 exactly: (T0 * (m - 1)) / (m - 1) can round above T0 and miss the first
@@ -220,6 +226,7 @@ FASTLR_HD inline double warm_restarts(const double* p, double t) {
     const double x = (t - start) / len;
     const double q = k == 1.0 ? x : ::pow(x, k);
     const double peak = decay == 1.0 ? top : top * ::pow(decay, i);
+    if (p[7] == 1.0) return low + (0.5 * (peak - low)) * (1.0 - ::tanh(p[8] * (1.0 - q) + p[9] * q));
     return low + (0.5 * (peak - low)) * (1.0 + hd::cos_pi(q));
 }
 
@@ -237,26 +244,34 @@ FASTLR_HD inline double wsd_warmup(double kind, double f) {
 }
 
 /// Decay coefficient c(f), f in [0, 1): 0 linear 1 - f, 1 cosine, 2 1-sqrt (Megatron minus_sqrt),
-/// 3 exponential (Megatron: 2 * 0.5**f - 1).
-FASTLR_HD inline double wsd_decay(double kind, double f) {
+/// 3 exponential (r**f - r) / (1 - r) to the ratio r (timm's exp; r = 0.5 is Megatron's
+/// 2 * 0.5**f - 1, computed so), 4 power 1 - f**a (timm's power).
+FASTLR_HD inline double wsd_decay(double kind, double f, double a, double r) {
     if (kind == 1.0) return 0.5 * (1.0 + hd::cos_pi(f));
     if (kind == 2.0) return 1.0 - ::sqrt(f);
-    if (kind == 3.0) return 2.0 * ::pow(0.5, f) - 1.0;
+    if (kind == 3.0) return r == 0.5 ? 2.0 * ::pow(0.5, f) - 1.0 : (::pow(r, f) - r) / (1.0 - r);
+    if (kind == 4.0) return 1.0 - ::pow(f, a);
     return 1.0 - f;
 }
 
-/// wsd: [init, peak, end, W, S, D, warmup_kind, decay_kind]  (warmup-stable-decay)
+/// wsd: [init, peak, end, W, S, D, warmup_kind, decay_kind, stable_kind, timescale, stable_power,
+///       decay_power, decay_ratio]  (warmup-stable-decay)
 ///   t < W:           init + (peak - init) * w(t / W)
-///   t < W + S:       peak
-///   t < W + S + D:   end + (peak - end) * c((t - W - S) / D)
+///   t < W + S:       s(t)
+///   t < W + S + D:   end + (s(t) - end) * c((t - W - S) / D)   (c with decay_power, decay_ratio)
 ///   otherwise:       end
+/// s(t) = peak for stable_kind 0; else max(peak * (1 + (t - W) / timescale) ** -a, end) with a = 0.5
+/// (kind 1, rsqrt) or stable_power (kind 2): a decaying stable phase that keeps decaying through the
+/// decay phase, held at or above end (timm WSDLRScheduler's stable_fn, in its operation order).
 FASTLR_HD inline double wsd(const double* p, double t) {
     const double init = p[0], peak = p[1], end = p[2], W = p[3], S = p[4], D = p[5];
     if (t < W) return init + (peak - init) * wsd_warmup(p[6], t / W);
     const double ds = W + S;
-    if (t < ds) return peak;
-    if (t < ds + D) return end + (peak - end) * wsd_decay(p[7], (t - ds) / D);
-    return end;
+    if (!(t < ds + D)) return end;
+    double sv = peak;
+    if (p[8] != 0.0) sv = hd::max(peak * ::pow(1.0 + (t - W) / p[9], -(p[8] == 1.0 ? 0.5 : p[10])), end);
+    if (t < ds) return sv;
+    return end + (sv - end) * wsd_decay(p[7], (t - ds) / D, p[11], p[12]);
 }
 
 /// plateau: [value]. The value is written by the host-side ReduceLROnPlateau state machine.

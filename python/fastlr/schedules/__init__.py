@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from ._base import MAX_NODES, Schedule  # noqa: F401 - MAX_NODES is public, outside __all__ as before
 from ._combinators import join, noise, offset, product, scale, warmup
+from ._recipes import cosine_onecycle, linear_onecycle
 from ._serialisation import from_dict, from_name, names
 from ._shapes import (
     constant,
@@ -42,6 +43,7 @@ from ._shapes import (
     piecewise_linear,
     polynomial,
     step,
+    tanh,
     transformers,
     warm_restarts,
     wsd,
@@ -61,7 +63,10 @@ __all__ = [
     "piecewise_linear",
     "cyclic",
     "onecycle",
+    "linear_onecycle",
+    "cosine_onecycle",
     "warm_restarts",
+    "tanh",
     "inverse_sqrt",
     "wsd",
     "noise",

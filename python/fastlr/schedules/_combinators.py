@@ -231,7 +231,7 @@ class _Warmup(Schedule):
         if self.warmup_kind == "constant":
             return "constant", [st]
         if self.warmup_kind == "cosine":
-            return "cosine", [st, pk, w, 1.0, 0.5, 0.0]
+            return "cosine", [st, pk, w, 1.0, 0.5, 0.0, 1.0]  # (k_decay, cycles, mode, exponent)
         # start * (peak / start) ** (t / steps)
         return "exponential", [st, pk / st, w if w > 0 else 1, 0.0, 0.0, 0.0]
 

@@ -93,8 +93,15 @@ def linear(init_value: float, end_value: float, steps: Number, *, extrapolate: b
 
 class _Cosine(Schedule):
     kind = "cosine"
-    _fields = ("init_value", "steps", "end_value", "k_decay", "cycles", "extrapolate", "restarts")
-    _defaults = {"end_value": 0.0, "k_decay": 1.0, "cycles": 0.5, "extrapolate": False, "restarts": False}
+    _fields = ("init_value", "steps", "end_value", "k_decay", "cycles", "extrapolate", "restarts", "exponent")
+    _defaults = {
+        "end_value": 0.0,
+        "k_decay": 1.0,
+        "cycles": 0.5,
+        "extrapolate": False,
+        "restarts": False,
+        "exponent": 1.0,
+    }
 
     def __init__(
         self,
@@ -105,10 +112,14 @@ class _Cosine(Schedule):
         cycles: float = 0.5,
         extrapolate: bool = False,
         restarts: bool = False,
+        exponent: float = 1.0,
     ) -> None:
         k = _real("k_decay", k_decay)
         if not k > 0:
             raise ValueError(f"k_decay must be > 0, got {k!r}")
+        e = _real("exponent", exponent)
+        if not e > 0:
+            raise ValueError(f"exponent must be > 0, got {e!r}")
         c = _real("cycles", cycles)
         if c < 0:
             raise ValueError(f"cycles must be >= 0, got {c!r}")
@@ -120,6 +131,7 @@ class _Cosine(Schedule):
             cycles=c,
             extrapolate=_flag("extrapolate", extrapolate),
             restarts=_flag("restarts", restarts),
+            exponent=e,
         )
         if self.extrapolate and self.restarts:
             raise ValueError("cosine: restarts and extrapolate cannot both be set")
@@ -127,7 +139,9 @@ class _Cosine(Schedule):
 
     def _emit(self, b: _Builder) -> int:
         mode = 2.0 if self.restarts else float(self.extrapolate)
-        return b.add("cosine", [self.init_value, self.end_value, self.steps, self.k_decay, self.cycles, mode])
+        return b.add(
+            "cosine", [self.init_value, self.end_value, self.steps, self.k_decay, self.cycles, mode, self.exponent]
+        )
 
     @property
     def horizon(self) -> Number | None:
@@ -143,11 +157,15 @@ def cosine(
     cycles: float = 0.5,
     extrapolate: bool = False,
     restarts: bool = False,
+    exponent: float = 1.0,
 ) -> Schedule:
     """Cosine decay from ``init_value`` to ``end_value`` over ``steps`` steps, then constant.
 
-    ``v(t) = end + (init - end) * (1 + cos(2 pi * cycles * (t / steps) ** k_decay)) / 2``, with
-    ``t / steps`` clamped to 1 (so ``v = end`` exactly from ``steps`` on) unless ``extrapolate``.
+    ``v(t) = end + (init - end) * c(t) ** exponent``,
+    ``c(t) = (1 + cos(2 pi * cycles * (t / steps) ** k_decay)) / 2``, with ``t / steps`` clamped to
+    1 (so ``v = end`` exactly from ``steps`` on) unless ``extrapolate``. ``exponent`` is optax's
+    (``cosine_decay_schedule(init, steps, alpha=end / init, exponent=...)``; ``exponent > 1`` decays
+    sooner).
     ``cycles = 0.5`` is the usual half-period decay (optax ``cosine_decay_schedule``, torch
     ``CosineAnnealingLR``); ``k_decay`` is timm's (``k_decay > 1`` holds the value higher for
     longer); ``cycles`` and ``extrapolate=True`` reproduce Hugging Face's ``num_cycles`` and its
@@ -162,45 +180,59 @@ def cosine(
     >>> r = cosine(1.0, steps=100, cycles=2, restarts=True)
     >>> r(0), r(25), r(50), r(100)
     (1.0, 0.5, 1.0, 0.0)
+    >>> cosine(1.0, steps=100, exponent=2.0)(50)
+    0.25
     """
-    return _Cosine(init_value, steps, end_value, k_decay, cycles, extrapolate, restarts)
+    return _Cosine(init_value, steps, end_value, k_decay, cycles, extrapolate, restarts, exponent)
 
 
 class _Polynomial(Schedule):
     kind = "polynomial"
-    _fields = ("init_value", "end_value", "steps", "power")
-    _defaults = {"power": 1.0}
+    _fields = ("init_value", "end_value", "steps", "power", "k_decay")
+    _defaults = {"power": 1.0, "k_decay": 1.0}
 
-    def __init__(self, init_value: float, end_value: float, steps: Number, power: float = 1.0) -> None:
+    def __init__(
+        self, init_value: float, end_value: float, steps: Number, power: float = 1.0, k_decay: float = 1.0
+    ) -> None:
         p = _real("power", power)
         if p < 0:
             raise ValueError(f"power must be >= 0, got {p!r}")
+        k = _real("k_decay", k_decay)
+        if not k > 0:
+            raise ValueError(f"k_decay must be > 0, got {k!r}")
         self._set(
             init_value=_real("init_value", init_value),
             end_value=_real("end_value", end_value),
             steps=_steps("steps", steps),
             power=p,
+            k_decay=k,
         )
         self._compile()
 
     def _emit(self, b: _Builder) -> int:
-        return b.add("polynomial", [self.init_value, self.end_value, self.steps, self.power])
+        return b.add("polynomial", [self.init_value, self.end_value, self.steps, self.power, self.k_decay])
 
     @property
     def horizon(self) -> Number:
         return self.steps
 
 
-def polynomial(init_value: float, end_value: float, steps: Number, power: float = 1.0) -> Schedule:
+def polynomial(
+    init_value: float, end_value: float, steps: Number, power: float = 1.0, *, k_decay: float = 1.0
+) -> Schedule:
     """Polynomial decay: ``v(t) = end + (init - end) * (1 - t / steps) ** power`` for
     ``t < steps``, else ``end`` (optax ``polynomial_schedule``; torch ``PolynomialLR`` with
-    ``end = 0``).
+    ``end = 0``). With ``k_decay`` (timm ``PolyLRScheduler``'s):
+    ``v(t) = end + (init - end) * (1 - t**k_decay / steps**k_decay) ** power``; ``k_decay > 1``
+    holds the value higher for longer.
 
     >>> s = polynomial(1.0, 0.0, steps=10, power=2.0)
     >>> s(0), s(5), s(10)
     (1.0, 0.25, 0.0)
+    >>> polynomial(1.0, 0.0, steps=10, k_decay=2.0)(5)
+    0.75
     """
-    return _Polynomial(init_value, end_value, steps, power)
+    return _Polynomial(init_value, end_value, steps, power, k_decay)
 
 
 class _Exponential(Schedule):
@@ -569,6 +601,7 @@ def onecycle(
 
 class _WarmRestarts(Schedule):
     kind = "warm_restarts"
+    _period_name = "period"
     _fields = ("init_value", "period", "min_value", "t_mult", "cycle_decay", "cycle_limit", "k_decay")
     _defaults = {"min_value": 0.0, "t_mult": 1.0, "cycle_decay": 1.0, "cycle_limit": None, "k_decay": 1.0}
 
@@ -593,21 +626,24 @@ class _WarmRestarts(Schedule):
             raise ValueError(f"k_decay must be > 0, got {k!r}")
         self._set(
             init_value=_real("init_value", init_value),
-            period=_steps("period", period, positive=True),
+            period=_steps(self._period_name, period, positive=True),
             min_value=_real("min_value", min_value),
             t_mult=m,
             cycle_decay=cd,
-            # 0 is unlimited, as in timm (`cycle_limit == 0 or i < cycle_limit`)
-            cycle_limit=None if cycle_limit is None else (_int("cycle_limit", cycle_limit, 0) or None),
+            # None is unlimited; 0 is no cycle at all (min_value throughout), as timm 1.0's `i < cycle_limit`
+            cycle_limit=None if cycle_limit is None else _int("cycle_limit", cycle_limit, 0),
             k_decay=k,
         )
         self._compile()
+
+    def _shape_params(self) -> list[float]:
+        return [self.k_decay, 0.0, 0.0, 0.0]  # k_decay, shape 0 (cosine), lb, ub (unused)
 
     def _emit(self, b: _Builder) -> int:
         limit = math.inf if self.cycle_limit is None else float(self.cycle_limit)
         return b.add(
             "warm_restarts",
-            [self.init_value, self.min_value, self.period, self.t_mult, self.cycle_decay, limit, self.k_decay],
+            [self.init_value, self.min_value, self.period, self.t_mult, self.cycle_decay, limit, *self._shape_params()],
         )
 
     def _cycle_start(self, i: int) -> float:
@@ -646,14 +682,75 @@ def warm_restarts(
     Cycle ``i`` starts at ``S_i = period * (t_mult**i - 1) / (t_mult - 1)`` (``period * i`` when
     ``t_mult == 1``; ``t_mult`` may be any float >= 1) and lasts ``T_i = period * t_mult**i``; in it
     ``v = min + (init * cycle_decay**i - min) * (1 + cos(pi * ((t - S_i) / T_i) ** k_decay)) / 2``.
-    After ``cycle_limit`` cycles (None or 0, as timm's ``cycle_limit=0``: unlimited) the value is
-    ``min_value``.
+    After ``cycle_limit`` cycles (``None``: unlimited) the value is ``min_value``; ``cycle_limit=0``
+    is ``min_value`` throughout, as in timm 1.0 (whose ``CosineLRScheduler`` checks
+    ``i < cycle_limit``; timm releases before 0.5 read 0 as unlimited, which is ``None`` here).
 
     >>> s = warm_restarts(1.0, period=10, t_mult=2.0, cycle_decay=0.5)
     >>> s(0), s(5), s(10), s(20), s(30)
     (1.0, 0.5, 0.5, 0.25, 0.25)
     """
     return _WarmRestarts(init_value, period, min_value, t_mult, cycle_decay, cycle_limit, k_decay)
+
+
+class _Tanh(_WarmRestarts):
+    kind = "tanh"
+    _period_name = "steps"
+    _fields = ("init_value", "steps", "min_value", "lb", "ub", "t_mult", "cycle_decay", "cycle_limit")
+    _defaults = {"min_value": 0.0, "lb": -7.0, "ub": 3.0, "t_mult": 1.0, "cycle_decay": 1.0, "cycle_limit": 1}
+
+    def __init__(
+        self,
+        init_value: float,
+        steps: Number,
+        min_value: float = 0.0,
+        lb: float = -7.0,
+        ub: float = 3.0,
+        t_mult: float = 1.0,
+        cycle_decay: float = 1.0,
+        cycle_limit: int | None = 1,
+    ) -> None:
+        lo, hi = _real("lb", lb), _real("ub", ub)
+        if not lo < hi:
+            raise ValueError(f"tanh: lb must be < ub, got lb={lo!r}, ub={hi!r}")
+        object.__setattr__(self, "lb", lo)
+        object.__setattr__(self, "ub", hi)
+        super().__init__(init_value, steps, min_value, t_mult, cycle_decay, cycle_limit, 1.0)
+
+    @property
+    def steps(self) -> Number:
+        return self.period
+
+    def _shape_params(self) -> list[float]:
+        return [1.0, 1.0, self.lb, self.ub]  # k_decay 1, shape 1 (tanh), lb, ub
+
+
+def tanh(
+    init_value: float,
+    steps: Number,
+    min_value: float = 0.0,
+    *,
+    lb: float = -7.0,
+    ub: float = 3.0,
+    t_mult: float = 1.0,
+    cycle_decay: float = 1.0,
+    cycle_limit: int | None = 1,
+) -> Schedule:
+    """Hyperbolic-tangent decay (Hsueh et al. 2019; timm ``TanhLRScheduler``, in its operation order).
+
+    With ``f = t / steps``:
+    ``v(t) = min + (init - min) / 2 * (1 - tanh(lb * (1 - f) + ub * f))`` for ``t < steps``, then
+    ``min_value``. Note that ``v(0)`` is ``(1 - tanh(lb)) / 2`` of the way, not exactly ``init``, and
+    the value steps down to ``min_value`` at ``steps`` (both as in timm). ``t_mult``,
+    ``cycle_decay`` and ``cycle_limit`` restart it as :func:`warm_restarts` does (cycle ``i`` is
+    ``steps * t_mult**i`` long and peaks at ``init * cycle_decay**i``); the default
+    ``cycle_limit=1`` is timm's, one cycle (``None``: unlimited; ``0``: ``min_value`` throughout).
+
+    >>> s = tanh(1.0, steps=100)
+    >>> round(s(0), 6), round(s(70), 6), s(100)
+    (0.999999, 0.5, 0.0)
+    """
+    return _Tanh(init_value, steps, min_value, lb, ub, t_mult, cycle_decay, cycle_limit)
 
 
 class _InverseSqrt(Schedule):
@@ -760,13 +857,28 @@ def transformers(name: str, num_warmup_steps: int, num_training_steps: int = 0, 
 
 
 _WSD_WARMUP = ("linear", "cosine", "1-sqrt")
-_WSD_DECAY = ("linear", "cosine", "1-sqrt", "exponential")
-_WSD_ALIASES = {"minus_sqrt": "1-sqrt"}
+_WSD_DECAY = ("linear", "cosine", "1-sqrt", "exponential", "power")
+_WSD_STABLE = ("constant", "rsqrt", "power")
+_WSD_ALIASES = {"minus_sqrt": "1-sqrt", "exp": "exponential"}
 
 
 class _WSD(Schedule):
     kind = "wsd"
-    _fields = ("peak_value", "warmup", "stable", "decay", "init_value", "end_value", "warmup_shape", "decay_shape")
+    _fields = (
+        "peak_value",
+        "warmup",
+        "stable",
+        "decay",
+        "init_value",
+        "end_value",
+        "warmup_shape",
+        "decay_shape",
+        "stable_shape",
+        "stable_timescale",
+        "stable_power",
+        "decay_power",
+        "decay_ratio",
+    )
     _defaults = {
         "peak_value": 1.0,
         "warmup": 0,
@@ -775,6 +887,11 @@ class _WSD(Schedule):
         "end_value": 0.0,
         "warmup_shape": "linear",
         "decay_shape": "linear",
+        "stable_shape": "constant",
+        "stable_timescale": None,
+        "stable_power": 0.5,
+        "decay_power": 0.5,
+        "decay_ratio": 0.5,
     }
 
     def __init__(
@@ -788,6 +905,11 @@ class _WSD(Schedule):
         end_value: float = 0.0,
         warmup_shape: str = "linear",
         decay_shape: str = "linear",
+        stable_shape: str = "constant",
+        stable_timescale: Number | None = None,
+        stable_power: float = 0.5,
+        decay_power: float = 0.5,
+        decay_ratio: float = 0.5,
     ) -> None:
         w = _steps("warmup", warmup)
         d = _steps("decay", decay)
@@ -811,7 +933,28 @@ class _WSD(Schedule):
             end_value=_real("end_value", end_value),
             warmup_shape=_choice("warmup_shape", ws, _WSD_WARMUP),
             decay_shape=_choice("decay_shape", ds, _WSD_DECAY),
+            stable_shape=_choice("stable_shape", stable_shape, _WSD_STABLE),
         )
+        sp, dp, dr = _real("stable_power", stable_power), _real("decay_power", decay_power), _real("decay_ratio", decay_ratio)
+        if not sp > 0:
+            raise ValueError(f"stable_power must be > 0, got {sp!r}")
+        if not dp > 0:
+            raise ValueError(f"decay_power must be > 0, got {dp!r}")
+        if not 0 < dr < 1:
+            raise ValueError(f"decay_ratio must be in (0, 1), got {dr!r}")
+        ts = None
+        if self.stable_shape != "constant":
+            # timm: the timescale defaults to the warm-up length
+            ts = _steps("stable_timescale", w if stable_timescale is None else stable_timescale)
+            if not ts > 0:
+                raise ValueError(
+                    f"wsd: stable_shape={self.stable_shape!r} needs stable_timescale > 0 (it defaults to warmup, "
+                    f"which is {w}); set it when there is no warm-up"
+                )
+        elif stable_timescale is not None:
+            _steps("stable_timescale", stable_timescale)
+            ts = stable_timescale
+        self._set(stable_timescale=ts, stable_power=sp, decay_power=dp, decay_ratio=dr)
         self._compile()
 
     def _emit(self, b: _Builder) -> int:
@@ -826,6 +969,11 @@ class _WSD(Schedule):
                 self.decay,
                 float(_WSD_WARMUP.index(self.warmup_shape)),
                 float(_WSD_DECAY.index(self.decay_shape)),
+                float(_WSD_STABLE.index(self.stable_shape)),
+                0.0 if self.stable_timescale is None else float(self.stable_timescale),
+                self.stable_power,
+                self.decay_power,
+                self.decay_ratio,
             ],
         )
 
@@ -848,21 +996,43 @@ def wsd(
     end_value: float = 0.0,
     warmup_shape: str = "linear",
     decay_shape: str = "linear",
+    stable_shape: str = "constant",
+    stable_timescale: Number | None = None,
+    stable_power: float = 0.5,
+    decay_power: float = 0.5,
+    decay_ratio: float = 0.5,
 ) -> Schedule:
-    """Warmup-stable-decay ("trapezoidal"; Hugging Face ``warmup_stable_decay``, Megatron ``WSD``).
+    """Warmup-stable-decay ("trapezoidal"; Hugging Face ``warmup_stable_decay``, Megatron ``WSD``,
+    timm ``WSDLRScheduler``).
 
     With ``W = warmup``, ``S = stable`` (or ``total - warmup - decay``) and ``D = decay``:
 
     * ``t < W``: ``init + (peak - init) * w(t / W)``, ``w(f)`` = ``f`` (``"linear"``),
       ``(1 - cos(pi f)) / 2`` (``"cosine"``) or ``1 - sqrt(1 - f)`` (``"1-sqrt"``);
-    * ``t < W + S``: ``peak``;
-    * ``t < W + S + D``: ``end + (peak - end) * c(f)``, ``f = (t - W - S) / D``, ``c(f)`` =
+    * ``t < W + S``: ``s(t)``;
+    * ``t < W + S + D``: ``end + (s(t) - end) * c(f)``, ``f = (t - W - S) / D``, ``c(f)`` =
       ``1 - f`` (``"linear"``), ``(1 + cos(pi f)) / 2`` (``"cosine"``), ``1 - sqrt(f)``
-      (``"1-sqrt"``, Megatron's ``minus_sqrt``) or ``2 * 0.5**f - 1`` (``"exponential"``, Megatron's);
+      (``"1-sqrt"``, Megatron's ``minus_sqrt``), ``(r**f - r) / (1 - r)`` with
+      ``r = decay_ratio`` (``"exponential"`` or ``"exp"``; the default ``r = 0.5`` is Megatron's
+      ``2 * 0.5**f - 1``, timm's default is 0.1) or ``1 - f**decay_power`` (``"power"``, timm's);
     * then ``end``.
+
+    The stable phase ``s(t)`` is ``peak`` (``stable_shape="constant"``) or decays (timm's
+    ``stable_fn``): ``max(peak * (1 + (t - W) / stable_timescale) ** -a, end)`` with ``a = 0.5``
+    (``"rsqrt"``, Big Vision's reciprocal square root) or ``a = stable_power`` (``"power"``).
+    ``stable_timescale`` defaults to ``warmup``. A decaying stable phase keeps decaying through
+    the decay phase, which multiplies it (timm's semantics). A timm ``WSDLRScheduler(t_initial,
+    decay_t, lr_min, warmup_t, warmup_lr_init, ...)`` is ``wsd(base_lr, warmup=warmup_t,
+    stable=t_initial - decay_t, decay=decay_t, init_value=warmup_lr_init, end_value=lr_min, ...)``.
 
     >>> s = wsd(1.0, warmup=100, decay=200, total=1000)
     >>> s(50), s(100), s(800), s(900), s(1000)
     (0.5, 1.0, 1.0, 0.5, 0.0)
+    >>> r = wsd(1.0, warmup=100, stable=900, decay=100, stable_shape="rsqrt")
+    >>> r(100), r(400), r(1050), r(1100)
+    (1.0, 0.5, 0.1543033499620919, 0.0)
     """
-    return _WSD(peak_value, warmup, stable, decay, total, init_value, end_value, warmup_shape, decay_shape)
+    return _WSD(
+        peak_value, warmup, stable, decay, total, init_value, end_value, warmup_shape, decay_shape,
+        stable_shape, stable_timescale, stable_power, decay_power, decay_ratio,
+    )
