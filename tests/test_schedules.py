@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastlr
-import fastlr._names
+import fastlr.schedules._names
 import fastlr.schedules
 from fastlr import schedules as S
 
@@ -697,7 +697,7 @@ def test_fractional_steps_and_int_floats_agree():
 
 
 def test_doctests():
-    for mod in (fastlr.schedules, fastlr._names):
+    for mod in (fastlr.schedules, fastlr.schedules._names):
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0, f"{mod.__name__}: {res.failed} doctest failures"
     assert doctest.testmod(fastlr.schedules).attempted >= 40

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from ._base import Schedule
+from ._names import NAMES
+from ._names import from_name as _from_name
 from ._combinators import _Join, _Product, _warmup_from_dict, noise, offset, scale
 from ._shapes import (
     constant,
@@ -117,13 +119,9 @@ def from_name(
     >>> s(5), s(10), s(60), s(110)
     (0.5, 1.0, 0.5, 0.0)
     """
-    from .._names import from_name as _from_name
-
     return _from_name(name, num_warmup_steps, num_training_steps, **kwargs)
 
 
 def names() -> list[str]:
     """The names :func:`from_name` (and :func:`fastlr.get_scheduler`) accept."""
-    from .._names import NAMES
-
     return sorted(NAMES)

@@ -27,9 +27,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from . import schedules as S
-
-Schedule = S.Schedule
+from ._base import Schedule
+from ._combinators import warmup
+from ._shapes import constant, cosine, cyclic, exponential, multistep, onecycle, step, tanh, transformers, warm_restarts, wsd
+from ._stateful import plateau
 
 
 def _need(name: str, what: str, value: Any) -> Any:
@@ -52,7 +53,7 @@ def _no_extra(name: str, kw: dict[str, Any]) -> None:
 
 
 def _hf(name: str, w: int, t: int, a: float = 0.0, b: float = 0.0, c: float = 0.0, d: float = 0.0, e: float = 0.0) -> Schedule:
-    return S.transformers(name, w, t, (a, b, c, d, e))
+    return transformers(name, w, t, (a, b, c, d, e))
 
 
 def _training(name: str, t: int | None) -> int:
@@ -95,7 +96,7 @@ def _polynomial(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedul
 
 def _constant(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
     _no_extra(name, kw)
-    return S.constant(1.0)
+    return constant(1.0)
 
 
 def _constant_warmup(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
@@ -112,7 +113,7 @@ def _inverse_sqrt(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Sched
 
 
 def _plateau(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Schedule:
-    return S.plateau(1.0, **kw)
+    return plateau(1.0, **kw)
 
 
 def _min_lr_rate(kw: dict[str, Any]) -> float:
@@ -180,7 +181,7 @@ def _wsd_hf(name: str, w: int, t: int | None, kw: dict[str, Any]) -> Schedule:
 
 
 def _prefixed(body: Schedule, w: int | None) -> Schedule:
-    return body if not w else S.warmup(body, w)
+    return body if not w else warmup(body, w)
 
 
 def _own(build: Callable[[int | None, dict[str, Any]], Schedule], needs_total: bool) -> Callable[..., Schedule]:
@@ -197,7 +198,7 @@ def _wsd_make(name: str, w: int | None, t: int | None, kw: dict[str, Any]) -> Sc
     kw.setdefault("warmup", w or 0)
     if "stable" not in kw and "total" not in kw:
         kw["total"] = _need(name, "num_training_steps", t)
-    return S.wsd(kw.pop("peak_value", 1.0), **kw)
+    return wsd(kw.pop("peak_value", 1.0), **kw)
 
 
 def _positive_total(t: int | None) -> int:
@@ -221,18 +222,19 @@ NAMES: dict[str, Callable[..., Schedule]] = {
     "warmup_stable_decay": _wsd_hf,
     # fastlr
     "wsd": _wsd_make,
-    "warmup_cosine": _own(lambda t, kw: S.cosine(1.0, _positive_total(t), **kw), True),
-    "onecycle": _own(lambda t, kw: S.onecycle(1.0, _positive_total(t), **kw), True),
-    "warm_restarts": _own(lambda t, kw: S.warm_restarts(1.0, **kw), False),
-    "cyclic": _own(lambda t, kw: S.cyclic(kw.pop("base_value", 0.0), kw.pop("max_value", 1.0), **kw), False),
-    "exponential": _own(lambda t, kw: S.exponential(1.0, **kw), False),
-    "step": _own(lambda t, kw: S.step(1.0, **kw), False),
-    "multistep": _own(lambda t, kw: S.multistep(1.0, **kw), False),
+    "warmup_cosine": _own(lambda t, kw: cosine(1.0, _positive_total(t), **kw), True),
+    "onecycle": _own(lambda t, kw: onecycle(1.0, _positive_total(t), **kw), True),
+    "warm_restarts": _own(lambda t, kw: warm_restarts(1.0, **kw), False),
+    "tanh": _own(lambda t, kw: tanh(1.0, _positive_total(t), **kw), True),
+    "cyclic": _own(lambda t, kw: cyclic(kw.pop("base_value", 0.0), kw.pop("max_value", 1.0), **kw), False),
+    "exponential": _own(lambda t, kw: exponential(1.0, **kw), False),
+    "step": _own(lambda t, kw: step(1.0, **kw), False),
+    "multistep": _own(lambda t, kw: multistep(1.0, **kw), False),
 }
 
 #: Names whose warm-up argument is optional (Hugging Face raises without it for the others).
 _WARMUP_OPTIONAL = {"constant", "reduce_lr_on_plateau", "wsd", "warmup_cosine", "onecycle", "warm_restarts",
-                    "cyclic", "exponential", "step", "multistep"}
+                    "tanh", "cyclic", "exponential", "step", "multistep"}
 
 
 def from_name(name: str, num_warmup_steps: int | None = None, num_training_steps: int | None = None, **kwargs: Any) -> Schedule:
