@@ -1,4 +1,6 @@
-"""``scheduler.step()``: every drop-in class, torch against fastlr, at G = 1 ... 4096 param groups.
+"""``scheduler.step()``: every drop-in class, torch against fastlr, at G = 1 ... 4096 param groups;
+and ``ScheduledLR`` (``fastlr.get_scheduler("cosine")``) against torch's ``LambdaLR`` with
+transformers' cosine lambda (its group holds ``torch`` for that LambdaLR).
 
 Groups (pytest-benchmark ``group``):
 
@@ -33,7 +35,7 @@ EQUAL_GROUP_COUNTS = (512, 4096)
 
 def _cases() -> list[Any]:
     cases = []
-    for name in _bench.SCHEDULERS:
+    for name in _bench.SCHEDULERS + _bench.SCHEDULED:
         for g in _bench.GROUP_COUNTS:
             kinds = ["float", "tensor"] + (["equal"] if g in EQUAL_GROUP_COUNTS else [])
             for kind in kinds:

@@ -172,6 +172,7 @@ void engine_dealloc(PyObject* o) {
     if (self->lam_ops)
         for (auto& pr : *self->lam_ops) Py_CLEAR(pr.first);
     delete self->lam_ops;
+    free_scheduled_view(self->sched);
     for (PyObject*& k : self->memo_keys) Py_CLEAR(k);
     Py_CLEAR(self->dict);
     Py_CLEAR(self->scale_ref);
@@ -316,7 +317,7 @@ fast count(Engine* eng, fast r) {
 // ------------------------------------------------------------------------------------------------
 // step(): one C method installed on every fastlr class, with the signature of that class's step.
 
-enum class protocol { standard, warm_restarts, plateau, composite };
+enum class protocol { standard, warm_restarts, plateau, composite, scheduled };
 
 protocol protocol_of(kind k) {
     switch (k) {
@@ -324,6 +325,7 @@ protocol protocol_of(kind k) {
         case kind::reduce_on_plateau: return protocol::plateau;
         case kind::sequential_lr:
         case kind::chained_scheduler: return protocol::composite;
+        case kind::scheduled_lr: return protocol::scheduled;
         default: return protocol::standard;
     }
 }
@@ -381,6 +383,8 @@ fast try_fast_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
             const bool seq = static_cast<kind>(eng->kind) == kind::sequential_lr;
             return count(eng, seq ? sequential_step(eng, self) : chained_step(eng, self));
         }
+        case protocol::scheduled:  // its own C step (scheduled_step_def); here only through super()
+            return fast::fallback;
     }
     return fast::fallback;
 }
@@ -855,16 +859,18 @@ void register_scheduler(py::module_& m) {
             if (!PyType_Check(cls.ptr()) || !refs.base_type ||
                 !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), refs.base_type))
                 throw py::type_error("_install_step expects a subclass of fastlr's LRScheduler");
-            if (proto < 0 || proto > 3) throw py::value_error("unknown step protocol");
-            PyObject* descr = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &step_defs[proto]);
+            if (proto < 0 || proto > 4) throw py::value_error("unknown step protocol");
+            PyMethodDef* def = proto == 4 ? &scheduled_step_def : &step_defs[proto];
+            PyObject* descr = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);
             if (!descr) throw py::error_already_set();
             const int rc = PyObject_SetAttrString(cls.ptr(), "step", descr);
             Py_DECREF(descr);
             if (rc < 0) throw py::error_already_set();
         },
         py::arg("cls"), py::arg("protocol"),
-        "Install the C step() on `cls` with protocol 0 (LRScheduler), 1 (warm restarts), 2 (plateau) or\n"
-        "3 (composites); the protocol only selects the signature shown, the engine kind selects the work.");
+        "Install the C step() on `cls` with protocol 0 (LRScheduler), 1 (warm restarts), 2 (plateau),\n"
+        "3 (composites) or 4 (ScheduledLR: its own step, whose fallback is its Python step); for 0-3 the\n"
+        "protocol only selects the signature shown, the engine kind selects the work.");
 
     m.def(
         "replay",

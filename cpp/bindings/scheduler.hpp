@@ -46,7 +46,8 @@ enum class kind : int {
     sequential_lr = 14,
     chained_scheduler = 15,
     swalr = 16,
-    last_ = swalr,
+    scheduled_lr = 17,  // fastlr.lr_scheduler.ScheduledLR (sched_scheduled.cpp)
+    last_ = scheduled_lr,
 };
 
 enum class fast {
@@ -329,7 +330,7 @@ struct Engine {
     struct tensor_ref {
         PyObject* obj = nullptr;        // the element (owned, so its address cannot be reused)
         const void* ptr = nullptr;      // CPU memory of its value
-        std::uint8_t code = 0;          // 0 float32 CPU, 1 float64 CPU, 2 value read once
+        std::uint8_t code = 0;          // 0 float32 CPU, 1 float64 CPU, 2/3 float64/float32 value read once
         double value = 0.0;
     };
     /// Per key (a list attribute such as base_lrs, or a group key such as max_momentum) and position.
@@ -368,7 +369,16 @@ struct Engine {
     // (owned) and whether the lambda returned an int (its value is in y), so that the values can be made
     // with torch's own arithmetic if the groups changed under the lambdas (empty between steps).
     std::vector<std::pair<PyObject*, bool>>* lam_ops;
+    // ScheduledLR: its schedules' programs, copied from the lr _Track the scheduler holds (null until
+    // its first step; sched_scheduled.cpp).
+    struct scheduled_view* sched;
 };
+
+/// ScheduledLR's cached programs (sched_scheduled.cpp): released with the engine.
+void free_scheduled_view(struct scheduled_view* v);
+/// ScheduledLR's C step(metrics=None, epoch=None) (sched_scheduled.cpp), installed by _install_step
+/// with protocol 4.
+extern PyMethodDef scheduled_step_def;
 
 /// Whether a tensor operand was read in this call for group i's lr (mom false) or momentum (mom true).
 inline bool tensor_operand_at(const Engine* eng, Py_ssize_t i, bool mom) {

@@ -52,6 +52,7 @@ from ._progress import Progress
 __all__ = [
     "GROUP_COUNTS",
     "LR_KINDS",
+    "SCHEDULED",
     "SCHEDULERS",
     "Workload",
     "base_lrs",
@@ -197,6 +198,19 @@ def _per_step_decay(epoch: int) -> float:
     return 0.99999
 
 
+def _hf_cosine(current_step: int, *, num_warmup_steps: int, num_training_steps: int, num_cycles: float = 0.5) -> float:
+    """transformers' cosine-with-warm-up multiplier (``get_cosine_schedule_with_warmup``'s lambda, as
+    transformers writes it): ScheduledLR's torch twin in the benchmarks is LambdaLR with it."""
+    if current_step < num_warmup_steps:
+        return float(current_step) / float(max(1, num_warmup_steps))
+    progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
+
+
+#: ScheduledLR's configuration: transformers' cosine with warm-up, mid-schedule for 10^7 steps.
+_HF_WARMUP, _HF_TOTAL = 100, 10**8
+
+
 def _build(name: str, m: Any, o: Any, lrs: list[float]) -> Any:
     """Scheduler ``name`` from module-like ``m`` (torch's or fastlr's classes) on optimizer ``o``.
 
@@ -237,6 +251,15 @@ def _build(name: str, m: Any, o: Any, lrs: list[float]) -> Any:
         return m.ChainedScheduler(members)
     if name == "SWALR":
         return m.SWALR(o, swa_lr=[x / 10 for x in lrs], anneal_epochs=10**6)
+    if name == "ScheduledLR":
+        # fastlr: get_scheduler("cosine")'s ScheduledLR; torch (no such class): LambdaLR with
+        # transformers' lambda, as transformers' get_scheduler("cosine") builds it.
+        if hasattr(m, "ScheduledLR"):
+            from .schedules import from_name
+
+            return m.ScheduledLR(o, from_name("cosine", _HF_WARMUP, _HF_TOTAL))
+        lam = functools.partial(_hf_cosine, num_warmup_steps=_HF_WARMUP, num_training_steps=_HF_TOTAL)
+        return m.LambdaLR(o, lr_lambda=lam)
     raise ValueError(f"unknown scheduler {name!r}")
 
 
@@ -259,6 +282,10 @@ SCHEDULERS = (
     "ChainedScheduler",
     "SWALR",
 )
+#: Benchmarked beside the drop-ins: ScheduledLR (transformers' cosine with warm-up, as
+#: ``fastlr.get_scheduler("cosine")`` builds it) against torch's LambdaLR with transformers' lambda. Its
+#: floor is the bare assignment (no user callable to call).
+SCHEDULED = ("ScheduledLR",)
 #: Classes whose step calls the user's callables once per group.
 CALLABLE_SCHEDULERS = ("LambdaLR", "MultiplicativeLR")
 #: The metric passed to ReduceLROnPlateau.step (constant: the lrs are reduced every 11 steps until
@@ -600,9 +627,9 @@ def machine_info() -> dict[str, Any]:
 # python -m fastlr bench
 
 #: (classes, group counts, rounds per pass, seconds per block, passes) of the two command-line sizes.
-_FULL = (SCHEDULERS, (1, 64, 4096), 7, 0.004, 2)
+_FULL = (SCHEDULERS + SCHEDULED, (1, 64, 4096), 7, 0.004, 2)
 _QUICK = (
-    ("StepLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR", "ReduceLROnPlateau", "ChainedScheduler"),
+    ("StepLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR", "ReduceLROnPlateau", "ChainedScheduler", "ScheduledLR"),
     (1, 64, 4096),
     5,
     0.002,
@@ -752,6 +779,11 @@ def run_bench(
     print(f"floor = a bare Python loop `for g in groups: g['lr'] = x` ({_floor_table(rows)})", file=out)
     if any(r["floor_kind"] == "floor+callables" for r in rows):
         print("* LambdaLR/MultiplicativeLR: over the floor plus the user's callables (g['lr'] = f(epoch))", file=out)
+    if any(r["scheduler"] in SCHEDULED for r in rows):
+        print(
+            "ScheduledLR: fastlr.get_scheduler('cosine') against torch's LambdaLR with transformers' cosine lambda",
+            file=out,
+        )
     if not fls.FAST_PATH_AVAILABLE:
         why = ", ".join(sorted(fls.FAST_PATH_MISMATCHES)) or "its internals differ"
         print(f"note: with this torch, fastlr runs torch's code for some classes ({why})", file=out)

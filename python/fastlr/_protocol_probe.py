@@ -10,6 +10,11 @@ observable is compared after every step: each group's lr and momentum (bit for b
 and the whole ``state_dict()``. A class whose behaviour differs is taken off the engine: it runs
 torch's own code, exact and merely not faster, and ``FAST_PATH_MISMATCHES`` says why.
 
+:class:`fastlr.lr_scheduler.ScheduledLR` has no torch twin of its own: it is stepped beside torch's
+``LambdaLR`` with the equivalent lambdas (``lambda t: schedule(t)``, one per group), which runs the
+same protocol (counters, ``_last_lr``, ``base_lr * multiplier``); its ``state_dict()`` is compared on
+the keys the two classes share.
+
 This costs a few milliseconds at import (``import torch`` itself costs about a second).
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 import struct
 import warnings
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import torch
@@ -37,6 +43,30 @@ def _lam(e: int) -> float:
 
 def _mul(e: int) -> float:
     return 0.95
+
+
+def _schedules() -> list[Any]:
+    """ScheduledLR's probe: a warm-up joined to a cosine past its end, and a staircase, over 3 groups
+    (two share one schedule)."""
+    from . import schedules as S
+
+    a = S.warmup(S.cosine(1.0, 6, end_value=0.1), 3)
+    return [a, S.step(1.0, 4, 0.5), a]
+
+
+def _lambda_twin(o: torch.optim.Optimizer, schedules: list[Any]) -> Any:
+    """torch's LambdaLR with the lambdas equivalent to a ScheduledLR of `schedules` (multiplier mode)."""
+    return _tls.LambdaLR(o, lr_lambda=[lambda t, s=s: s(t) for s in schedules])
+
+
+# Keys of each side's state_dict that the other class does not have (ScheduledLR against LambdaLR):
+# the rest, the protocol's counters and lists, must be equal.
+_OWN_KEYS = {
+    "ScheduledLR": (
+        ("lr_lambdas", "_get_lr_called_within_step"),
+        ("mode", "schedules", "momentum_schedules", "weight_decay_schedules", "momentum_key"),
+    ),
+}
 
 
 # name -> (constructor kwargs as a function of the module the classes come from, optimizer kwargs)
@@ -60,6 +90,7 @@ def _cases(m: Any) -> dict[str, Callable[[Any], Any]]:
         ),
         "ChainedScheduler": lambda o: m.ChainedScheduler([m.ConstantLR(o, factor=0.5, total_iters=3), m.ExponentialLR(o, gamma=0.9)]),
         "SWALR": lambda o: m.SWALR(o, swa_lr=[0.05, 0.01, 0.02], anneal_epochs=3, anneal_strategy="cos"),
+        "ScheduledLR": lambda o: m.ScheduledLR(o, _schedules()),
     }
 
 
@@ -87,20 +118,27 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def _observe(sched: Any, opt: torch.optim.Optimizer) -> tuple[Any, ...]:
+def _observe(sched: Any, opt: torch.optim.Optimizer, own: Iterable[str] = ()) -> tuple[Any, ...]:
     groups = [(g["lr"], g.get("momentum")) for g in opt.param_groups]
-    return groups, list(sched.get_last_lr()), sched.state_dict()
+    sd = {k: v for k, v in sched.state_dict().items() if k not in own}
+    return groups, list(sched.get_last_lr()), sd
 
 
-def probe(fast: Any) -> dict[str, str]:
-    """Step each of ``fast``'s engine-driven classes beside torch's; return {class name: what differed}."""
+def probe(fast: Any, names: Iterable[str] | None = None) -> dict[str, str]:
+    """Step each of ``fast``'s engine-driven classes (those in ``names``, if given) beside torch's;
+    return {class name: what differed}."""
     mismatches: dict[str, str] = {}
     torch_mod = type("torch_classes", (), {n: getattr(_tls, n, None) for n in dir(_tls)})
     torch_mod.SWALR = _swa.SWALR  # type: ignore[attr-defined]
+    torch_mod.ScheduledLR = staticmethod(_lambda_twin)  # type: ignore[attr-defined]
     fast_cases, torch_cases = _cases(fast), _cases(torch_mod)
+    wanted = set(fast_cases) if names is None else set(names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, make_fast in fast_cases.items():
+            if name not in wanted:
+                continue
+            own_torch, own_fast = _OWN_KEYS.get(name, ((), ()))
             try:
                 o1, o2 = _optimizer(), _optimizer()
                 s1, s2 = torch_cases[name](o1), make_fast(o2)
@@ -112,7 +150,7 @@ def probe(fast: Any) -> dict[str, str]:
                     else:
                         s1.step()
                         s2.step()
-                    if not _same(_observe(s1, o1), _observe(s2, o2)):
+                    if not _same(_observe(s1, o1, own_torch), _observe(s2, o2, own_fast)):
                         mismatches[name] = f"differs from torch's {name} at step {k + 1}"
                         break
                     eng = getattr(s2, "_fastlr_engine", None)

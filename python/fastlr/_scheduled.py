@@ -1,11 +1,20 @@
 """``ScheduledLR``: drive a torch optimizer with :mod:`fastlr.schedules`, and ``get_scheduler``.
 
-Imports torch (through :mod:`fastlr.lr_scheduler`); :mod:`fastlr.schedules` itself never does.
+Imports torch (through :mod:`fastlr._lr_base`, the base it shares with the drop-in classes of
+:mod:`fastlr.lr_scheduler`, which re-exports ``ScheduledLR``); :mod:`fastlr.schedules` itself never does.
+
+A plain ``step()`` is one C call (cpp/bindings/sched_scheduled.cpp): it evaluates each distinct
+schedule once with the same C++ evaluator as ``schedule(t)``, multiplies by the base lrs and writes
+every group (floats, or the packed tensors of the tensor path) and the counters, as the Python step
+below would. Everything else (the first step, which may warn; ``step(metrics)``; ``step(epoch=...)``;
+plateau nodes; momentum and weight-decay schedules; capturable mode; unusual values) runs the Python
+step, :meth:`ScheduledLR._fastlr_step_py`.
 """
 
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
@@ -13,10 +22,17 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as _tls
 
-from . import _core
-from . import _capturable
+from . import _capturable, _core, _lr_base
 from . import schedules as S
-from .lr_scheduler import LRScheduler, torch_step_warning_at_caller
+from ._lr_base import (
+    _KIND_SCHEDULED,
+    _STEP_SCHEDULED,
+    FAST_PATH_MISMATCHES,
+    LRScheduler,
+    _engine_of,
+    _TorchLRScheduler,
+    torch_step_warning_at_caller,
+)
 
 __all__ = ["ScheduledLR", "get_scheduler"]
 
@@ -39,22 +55,40 @@ def _per_group(what: str, arg: Any, n: int) -> list[S.Schedule]:
 
 
 class _Track:
-    """The schedules of one param-group key: distinct schedules, and which one each group uses."""
+    """The schedules of one param-group key: distinct schedules, and which one each group uses.
+
+    Immutable (tuples, no attribute assignment): the engine keeps its copy of the programs for as
+    long as the scheduler holds the same _Track object (``load_state_dict`` makes a new one)."""
 
     __slots__ = ("unique", "index", "programs", "stateful", "single")
+    unique: tuple[S.Schedule, ...]
+    index: tuple[int, ...]
+    programs: tuple[Any, ...]
+    stateful: bool
+    single: bool
 
     def __init__(self, per_group: list[S.Schedule]) -> None:
-        self.unique: list[S.Schedule] = []
-        self.index: list[int] = []
+        unique: list[S.Schedule] = []
+        index: list[int] = []
         seen: dict[int, int] = {}
         for s in per_group:
-            k = seen.setdefault(id(s), len(self.unique))
-            if k == len(self.unique):
-                self.unique.append(s)
-            self.index.append(k)
-        self.programs = [s._program for s in self.unique]
-        self.stateful = any(s.plateaus for s in self.unique)
-        self.single = len(self.unique) == 1
+            k = seen.setdefault(id(s), len(unique))
+            if k == len(unique):
+                unique.append(s)
+            index.append(k)
+        fields = {
+            "unique": tuple(unique),
+            "index": tuple(index),
+            "programs": tuple(s._program for s in unique),
+            # metric-driven nodes (plateau, switch) write their value into the programs (Schedule._sync)
+            "stateful": any(s._slots for s in unique),
+            "single": len(unique) == 1,
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"_Track is immutable (cannot set {name!r}): make a new one")
 
     def values(self, t: int) -> list[float]:
         if self.stateful:
@@ -95,7 +129,17 @@ class ScheduledLR(LRScheduler):
 
     ``state_dict()`` holds the schedules' ``to_dict()`` (JSON-safe; it also loads with
     ``torch.load(weights_only=True)``), so a run's config and its plateau state reproduce.
+
+    A plain ``step()`` runs on fastlr's engine (one C call for every group, float or tensor lrs) when
+    the scheduler schedules the lr only, with no plateau node (see :attr:`uses_fast_path`); the
+    learning rates, counters and ``state_dict()`` are the same either way.
     """
+
+    # The engine's kind, and the methods whose work its step does (a subclass that overrides one of
+    # them, or a torch whose protocol differs, steps in Python: fastlr._lr_base).
+    _fastlr_kind = _KIND_SCHEDULED
+    _fastlr_hooks = ("get_lr", "_get_closed_form_lr", "_update_lr", "_apply", "_values_at", "_lr_values", "_write")
+    _fastlr_reads_lr = False
 
     def __init__(
         self,
@@ -162,6 +206,18 @@ class ScheduledLR(LRScheduler):
 
     # -- values --------------------------------------------------------------------------------------
 
+    @property
+    def uses_fast_path(self) -> bool:
+        """Whether a plain ``step()`` runs on fastlr's engine: the class is on it (not taken off by a
+        torch that schedules differently, no engine method overridden) and the scheduler schedules
+        the lr only, with no plateau node. Other steps run the same arithmetic in Python."""
+        return (
+            super().uses_fast_path
+            and self._fastlr_momentum is None
+            and self._fastlr_wd is None
+            and not self._fastlr_lr.stateful
+        )
+
     def _lr_values(self, t: int) -> list[float]:
         vals = self._fastlr_lr.values(t)
         if self.mode == "multiplier":
@@ -184,20 +240,33 @@ class ScheduledLR(LRScheduler):
             else:
                 g[key] = v
 
-    def _apply(self, t: int) -> None:
-        self._write("lr", self._lr_values(t))
+    def _values_at(self, t: Any) -> list[tuple[str, list[Any]]]:
+        """Every value a step to ``t`` writes, per group key, computed before anything is written."""
+        groups = self.optimizer.param_groups
+        out: list[tuple[str, list[Any]]] = [("lr", self._lr_values(t))]
         if self._fastlr_momentum is not None:
             ms = self._fastlr_momentum.values(t)
             if self.momentum_key == "betas":
-                for g, m in zip(self.optimizer.param_groups, ms):
-                    g["betas"] = (m, *g["betas"][1:])
+                out.append(("betas", [(m, *g["betas"][1:]) for g, m in zip(groups, ms)]))
             else:
-                self._write("momentum", ms)
+                out.append(("momentum", ms))
         if self._fastlr_wd is not None:
             ws = self._fastlr_wd.values(t)
             if self.mode == "multiplier":
-                ws = [g["initial_weight_decay"] * w for g, w in zip(self.optimizer.param_groups, ws)]
-            self._write("weight_decay", ws)
+                ws = [g["initial_weight_decay"] * w for g, w in zip(groups, ws)]
+            out.append(("weight_decay", ws))
+        for key, values in out:  # a group without the key raises here, before any write
+            for g, _ in zip(groups, values):
+                g[key]  # noqa: B018
+        return out
+
+    def _apply(self, t: Any) -> None:
+        """Set ``last_epoch`` to ``t`` and write every group's values at ``t``; if computing them raises,
+        nothing has changed."""
+        values = self._values_at(t)
+        self.last_epoch = t
+        for key, vals in values:
+            self._write(key, vals)
         self._last_lr = _tls._param_groups_val_list(self.optimizer, "lr")
 
     def _update_lr(self, epoch: int | None = None) -> None:
@@ -205,16 +274,16 @@ class ScheduledLR(LRScheduler):
             super()._update_lr(epoch)
             return
         if epoch is None:
-            self.last_epoch += 1
+            t = self.last_epoch + 1
         else:
             if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) or not epoch >= 0:
                 raise ValueError(f"epoch must be a number >= 0, got {epoch!r}")
-            self.last_epoch = epoch  # type: ignore[assignment]
-        self._apply(self.last_epoch)
+            t = epoch
+        self._apply(t)
 
-    def step(self, metrics: Any = None, epoch: int | None = None) -> None:  # type: ignore[override]
-        """Advance one step (or to ``epoch``). ``metrics`` (a number or a 0-d tensor) is first fed to
-        the plateau nodes active at the current step, as ``ReduceLROnPlateau.step(metrics)``."""
+    def _fastlr_step_py(self, metrics: Any = None, epoch: int | None = None) -> None:
+        """``step()`` in Python: what the C ``step`` (installed below) runs whenever its engine does not
+        take the call. A step that raises leaves the counters as they were."""
         if metrics is not None:
             if not self.has_plateau:
                 raise TypeError(
@@ -227,20 +296,24 @@ class ScheduledLR(LRScheduler):
                 for s in track.unique:
                     s.observe(m, t)
         d = self.__dict__
-        if epoch is None and d.get("_step_count", 1) != 1 and not self.capturable:
-            # torch's step() past its first call is `_step_count += 1; _update_lr(None)`: done here
-            # directly, without the C step's detour through torch's Python step.
-            d["_step_count"] += 1
-            self._update_lr(None)
-            return
-        torch_step_warning_at_caller(self, lambda: super(ScheduledLR, self).step(epoch))
+        saved = [(k, d[k]) for k in ("_step_count", "last_epoch") if k in d]
+        try:
+            if epoch is None and d.get("_step_count", 1) != 1 and not self.capturable and _direct_step_ok():
+                # torch's step() past its first call is `_step_count += 1; _update_lr(None)`: done
+                # here directly (where the probe found torch's protocol), without its Python frame.
+                d["_step_count"] += 1
+                self._update_lr(None)
+            else:
+                torch_step_warning_at_caller(self, lambda: _TorchLRScheduler.step(self, epoch))
+        except BaseException:
+            d.update(saved)
+            raise
 
     def seek(self, step: int) -> None:
         """Jump to ``step``: set ``last_epoch`` and every group's values, in O(1) (no replay)."""
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"step must be an int >= 0, got {step!r}")
-        self.last_epoch = int(step)
-        self._apply(self.last_epoch)
+        self._apply(int(step))
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -274,6 +347,9 @@ class ScheduledLR(LRScheduler):
                     )
                 setattr(self, attr, tr)
         self.__dict__.update(sd)
+        eng = _engine_of(self)
+        if eng is not None and eng.last_lr_stale:  # `_last_lr` was loaded: a pending one is stale
+            eng.clear_last_lr()
         cap = getattr(self, "_fastlr_capture", None)
         if cap is not None:
             cap.counter.fill_(int(self.last_epoch))
@@ -283,6 +359,15 @@ class ScheduledLR(LRScheduler):
         ss = self._fastlr_lr.unique
         inner = repr(ss[0]) if len(ss) == 1 else f"[{len(self._fastlr_lr.index)} schedules]"
         return f"ScheduledLR({inner}, mode={self.mode!r}, last_epoch={self.last_epoch})"
+
+
+def _direct_step_ok() -> bool:
+    """Whether the installed torch's step() is the protocol ScheduledLR's Python step reproduces."""
+    return _lr_base._torch_protocol_ok and "ScheduledLR" not in FAST_PATH_MISMATCHES
+
+
+# step(): a C method that takes a plain step on the engine and runs `_fastlr_step_py` otherwise.
+_core._install_step(ScheduledLR, _STEP_SCHEDULED)
 
 
 def get_scheduler(
@@ -306,7 +391,7 @@ def get_scheduler(
     transformers returns torch's: an instance of torch's class (frameworks that test for it pass the
     metric), stepped with ``scheduler.step(metric)``.
     """
-    from ._names import NAMES
+    from .schedules._names import NAMES
 
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -329,3 +414,7 @@ def get_scheduler(
     sched = S.from_name(key, num_warmup_steps, num_training_steps, **kw)
     return ScheduledLR(optimizer, sched, mode="multiplier")
 
+
+# Step ScheduledLR beside torch's LambdaLR once (fastlr._protocol_probe): a torch that schedules
+# differently takes it off the engine, with a warning.
+_lr_base.check_torch_behaviour(sys.modules[__name__], ["ScheduledLR"])

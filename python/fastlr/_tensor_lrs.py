@@ -248,13 +248,13 @@ def _value_of(group: dict[str, Any], key: str) -> Any:
 
 def describe(value: Any) -> tuple[int, int, float] | None:
     """How the engine reads a 0-d float tensor in a list such as ``base_lrs``: ``(data pointer, 0 or 1,
-    0.0)`` for a float32/float64 CPU tensor (read from memory on every step), ``(0, 2, value)`` for
-    one on another device (its value, read once now). None for anything else."""
+    0.0)`` for a float32/float64 CPU tensor (read from memory on every step), ``(0, 2 or 3, value)`` for
+    a float64/float32 one on another device (its value, read once now). None for anything else."""
     if not isinstance(value, torch.Tensor) or value.dim() != 0 or value.dtype not in _PACKABLE:
         return None
     if value.device.type == "cpu" and not value.requires_grad:
         return (value.data_ptr(), 0 if value.dtype == torch.float32 else 1, 0.0)
-    return (0, 2, float(value.detach()))
+    return (0, 3 if value.dtype == torch.float32 else 2, float(value.detach()))
 
 
 def pack_groups(optimizer: torch.optim.Optimizer, key: str) -> Packed | None:
