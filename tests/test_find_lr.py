@@ -4,10 +4,8 @@ suggestion rules (against torch-lr-finder, fastai's rules and hand-checked curve
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
-import os
 import random
 import sys
 import warnings
@@ -18,7 +16,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastlr  # noqa: E402
-from fastlr import _find_lr  # noqa: E402
 from fastlr._find_lr import LRFindResult, find_lr  # noqa: E402
 
 mse = torch.nn.functional.mse_loss
@@ -158,7 +155,7 @@ def test_restores_everything(opt_name, lr_kind, sched_name):
 @pytest.mark.parametrize("opt_name", ["SGD-momentum", "Adam"])
 def test_restore_keeps_tensor_objects(opt_name):
     """Restore writes back into the same objects (graphs, compiled code and fastlr's views hold them)."""
-    model, opt, sched, data = _setup(opt_name, "tensor", "CosineAnnealingLR")
+    model, opt, _sched, data = _setup(opt_name, "tensor", "CosineAnnealingLR")
     lr_objs = [g["lr"] for g in opt.param_groups]
     state_objs = {id(p): dict(st) for p, st in opt.state.items()}
     grads = [p.grad for p in model.parameters()]
@@ -235,7 +232,7 @@ def test_train_step_mode_restores_what_it_knows():
         model, opt, _, data = _setup("Adam", "float", "none")
         before = _state(model, opt)
 
-        def train_step(batch):
+        def train_step(batch, model=model, opt=opt):
             _train(model, opt, batch)
             torch.rand(3)
             return 1.0
@@ -252,7 +249,7 @@ def test_train_step_mode_restores_what_it_knows():
 
 
 def test_rng_is_restored_and_test_draws_from_it():
-    model, opt, _, data = _setup("SGD-momentum", "float", "none")
+    _, opt, _, data = _setup("SGD-momentum", "float", "none")
     rng = torch.get_rng_state()
     drawn = []
     find_lr(opt, data, train_step=lambda b: drawn.append(torch.rand(1).item()) or 1.0, num_steps=5)
@@ -279,6 +276,22 @@ def test_restore_false_leaves_the_trained_state():
     res = _run_range_test(model, opt, data, restore=False, num_steps=6, diverge=math.inf)
     assert opt.param_groups[0]["lr"] == res.lrs[-1]
     assert not torch.equal(next(model.parameters()), before["model"]["body.0.weight"])
+
+
+def test_loss_fn_mode_starts_without_leftover_gradients():
+    """With restore=False too, the first step does not add gradients left over from before the test."""
+    results = []
+    for leftover in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        if leftover:
+            for p in model.parameters():
+                p.grad = torch.full_like(p, 1e3)
+        data = [(torch.ones(8, 4), torch.zeros(8, 1))]
+        res = find_lr(opt, data, model=model, loss_fn=mse, start_lr=1e-2, end_lr=0.1, num_steps=3, restore=False)
+        results.append(res.losses)
+    assert results[0] == results[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,11 +346,13 @@ def test_lrs_follow_the_formula(mode, start, end, n, kind):
 @pytest.mark.parametrize("mode", ["exp", "linear"])
 def test_per_group_ranges(mode):
     opt = _opt_with_groups([1.0, 1.0, 1.0], "tensor")
+    lr_objs = [g["lr"] for g in opt.param_groups]
     starts, ends = [1e-6, 1e-5, 2e-4], [1.0, 0.1, 3.0]
     step, seen = _recorder(opt)
     res = find_lr(opt, [0], train_step=step, start_lr=starts, end_lr=ends, num_steps=30, mode=mode)
     for g in range(3):
         assert [row[g][0] for row in seen] == _formula(mode, starts[g], ends[g], 30)
+        assert all(row[g][1] is lr_objs[g] for row in seen)  # written in place
     assert res.lrs == _formula(mode, starts[0], ends[0], 30)
 
 
@@ -557,7 +572,7 @@ def _fastai_valley(lrs, losses):
     max_start, max_end = 0, 0
     lds = [1] * n
     for i in range(1, n):
-        for j in range(0, i):
+        for j in range(i):
             if (losses[i] < losses[j]) and (lds[i] < lds[j] + 1):
                 lds[i] = lds[j] + 1
             if lds[max_end] < lds[i]:
@@ -584,7 +599,7 @@ def test_too_few_points():
     with pytest.raises(ValueError, match="'steepest' needs at least 17 points"):
         res.suggest("steepest")
     with pytest.raises(ValueError, match="'steepest' needs at least 17 points"):
-        res.suggestion
+        _ = res.suggestion
     assert res.to_dict()["suggestion"] is None
     res17 = _result([1.0] * 17)
     assert res17.suggestion == res17.lrs[10]

@@ -80,23 +80,21 @@ def _valley_index(losses: np.ndarray) -> int:
     """fastai's ``valley``: the longest decreasing run of losses, and a point 1/2 of the way into its
     middle third. Index into ``losses``.
 
-    fastai scans a longest decreasing subsequence (O(n^2) in Python). This is the same scan with the
-    inner loop in numpy, keeping fastai's quirk: ``max_start`` is taken from the length of the run the
-    moment it first beats the best, before later ``j`` lengthen it. ``max_start`` may be -1, and then
-    fastai's index counts from the end of the list; that is kept too, for equal answers.
+    fastai's double loop computes, for each point, the length ``lds[i]`` of the longest strictly
+    decreasing subsequence ending there; the run ends at the first point of the longest
+    (``max_end``) and is taken to start at ``max_end - lds[max_end]`` (0 when no point has a longer run
+    than the first). The same here, with the inner loop in numpy. The start may be -1 (a run from the first point), and then fastai's index counts
+    from the end of the list; that is kept, for equal answers.
     """
     n = len(losses)
     lds = np.ones(n, dtype=np.int64)
-    max_start, max_end = 0, 0
     for i in range(1, n):
-        cand = np.where(losses[i] < losses[:i], lds[:i] + 1, 1)
-        running = np.maximum.accumulate(cand)
-        lds[i] = running[-1]
-        best = lds[max_end]
-        if running[-1] > best:  # the first j at which lds[i] beats the best sets max_start
-            k = int(np.argmax(running > best))
-            max_end = i
-            max_start = i - int(running[k])
+        before = lds[:i][losses[:i] > losses[i]]
+        if before.size:
+            lds[i] = before.max() + 1
+    max_end = int(np.argmax(lds))  # the first longest, as fastai's strict ``<`` update keeps it
+    # fastai sets max_start only when a run beats the first point's (it starts at 0, 0).
+    max_start = max_end - int(lds[max_end]) if max_end > 0 else 0
     sections = (max_end - max_start) / 3
     idx = max_start + int(sections) + int(sections / 2)
     return idx if idx >= 0 else n + idx
@@ -370,34 +368,36 @@ def _lr_value(group: dict[str, Any]) -> float:
     return float(lr.item()) if hasattr(lr, "item") else float(lr)
 
 
-def _lr_table(optimizer: Any, start_lr: Any, end_lr: Any, num_steps: int, mode: str) -> np.ndarray:
-    """The lr of every group at every step, shape ``(num_steps, groups)``, from fastlr schedules."""
+def _lr_plan(
+    optimizer: Any, start_lr: Any, end_lr: Any, num_steps: int, mode: str
+) -> tuple[list[list[float]], list[float] | None]:
+    """The lr grid from fastlr schedules (C++ tables): one column per group for per-group ranges and
+    no ratios; else one column (group 0) and each group's ratio to group 0 (1.0 for group 0 itself)."""
     groups = optimizer.param_groups
     if not groups:
         raise ValueError("the optimizer has no param groups")
     pairs, per_group = _lr_pairs(start_lr, end_lr, len(groups), mode)
 
-    def grid(s: float, e: float) -> np.ndarray:
+    def grid(s: float, e: float) -> list[float]:
         sched = S.exponential(s, e / s, num_steps - 1) if mode == "exp" else S.linear(s, e, num_steps - 1)
-        return sched.table(num_steps)
+        return sched.table(num_steps).tolist()
 
     if per_group:
-        return np.stack([grid(s, e) for s, e in pairs], axis=1)
+        return [grid(s, e) for s, e in pairs], None
     lr0 = _lr_value(groups[0])
     if not (math.isfinite(lr0) and lr0 != 0):
         raise ValueError(
             f"the first param group's lr is {lr0!r}, so the groups' lr ratios are undefined: "
             "pass per-group lists as start_lr= and end_lr="
         )
-    ratios = np.array([_lr_value(g) / lr0 for g in groups])
-    ratios[0] = 1.0  # group 0 follows the grid exactly
-    return grid(*pairs[0])[:, None] * ratios[None, :]
+    return [grid(*pairs[0])], [1.0] + [_lr_value(g) / lr0 for g in groups[1:]]
 
 
 # --------------------------------------------------------------------------------------------------
 # The snapshot that restore=True puts back.
 
 _TENSOR, _LIST, _TUPLE, _DICT, _OBJ = range(5)
+_ATOMIC = frozenset({float, int, bool, str, type(None)})
 _MISSING = object()
 
 
@@ -486,6 +486,8 @@ class _Snapshot:
     def _pack(self, v: Any) -> tuple[int, Any]:
         import torch
 
+        if type(v) in _ATOMIC:  # immutable: keep the object itself
+            return (_OBJ, v)
         if isinstance(v, torch.Tensor):
             return (_TENSOR, self._add(v))
         if not _holds_tensor(v):  # floats, tuples of floats: deepcopy returns the same object
@@ -760,7 +762,7 @@ def find_lr(
             raise ValueError(f"cache_dir {cache_dir!r} is not a directory")
     if not isinstance(data, Iterable):
         raise TypeError(f"data must be an iterable of batches, got {type(data).__name__}")
-    table = _lr_table(optimizer, start_lr, end_lr, num_steps, mode)  # (steps, groups)
+    columns, ratios = _lr_plan(optimizer, start_lr, end_lr, num_steps, mode)
 
     device = None
     if loss_fn is not None:
@@ -769,7 +771,7 @@ def find_lr(
     modes = [(m, m.training) for m in model.modules()] if loss_fn is not None and hasattr(model, "modules") else []
     snapshot = _Snapshot(optimizer, model, cache_dir) if restore else None
     try:
-        return _run(optimizer, data, model, loss_fn, train_step, table, num_steps, mode, smooth, diverge,
+        return _run(optimizer, data, model, loss_fn, train_step, columns, ratios, num_steps, mode, smooth, diverge,
                     progress, device)
     finally:
         for m, was_training in modes:
@@ -784,7 +786,8 @@ def _run(
     model: Any,
     loss_fn: Any,
     train_step: Any,
-    table: np.ndarray,
+    columns: list[list[float]],
+    ratios: list[float] | None,
     num_steps: int,
     mode: str,
     smooth: float,
@@ -801,9 +804,10 @@ def _run(
     bar = Progress(num_steps, mode=progress, what="find_lr", interval=0.0)
     groups = optimizer.param_groups
     is_tensor = [hasattr(g["lr"], "fill_") for g in groups]
-    rows = table.tolist()
+    base = columns[0]
     if loss_fn is not None:
         model.train()
+        optimizer.zero_grad()  # no gradient left over from before the test in the first step
     beta = 1.0 - smooth
     avg, best = 0.0, math.inf
     lrs: list[float] = []
@@ -813,12 +817,19 @@ def _run(
     batches = iter(_batches(data))
     try:
         for i in range(num_steps):
-            row = rows[i]
-            for g, lr, tensor in zip(groups, row, is_tensor):
-                if tensor:
-                    g["lr"].fill_(lr)
-                else:
-                    g["lr"] = lr
+            lr0 = base[i]
+            if ratios is not None:  # group g: lr0 * (lr_g / lr_0), the product computed here
+                for g, r, tensor in zip(groups, ratios, is_tensor):
+                    if tensor:
+                        g["lr"].fill_(lr0 * r)
+                    else:
+                        g["lr"] = lr0 * r
+            else:
+                for g, col, tensor in zip(groups, columns, is_tensor):
+                    if tensor:
+                        g["lr"].fill_(col[i])
+                    else:
+                        g["lr"] = col[i]
             batch = next(batches)
             if loss_fn is not None:
                 loss = _model_step(model, optimizer, loss_fn, batch, device)
@@ -826,16 +837,15 @@ def _run(
                 loss = _loss_value(train_step(batch))
             avg = beta * avg + smooth * loss
             sm = avg / (1.0 - beta ** (i + 1))
-            lrs.append(row[0])
+            lrs.append(lr0)
             losses.append(loss)
             smoothed.append(sm)
             if bar.enabled:
-                bar.show(f"lr {row[0]:.2e}  loss {sm:.4g}")
+                bar.show(f"lr {lr0:.2e}  loss {sm:.4g}")
             if not math.isfinite(loss) or not math.isfinite(sm):
                 stopped = True
                 break
-            if sm < best:
-                best = sm
+            best = min(best, sm)
             if best > 0 and sm > diverge * best:
                 stopped = True
                 break
