@@ -214,12 +214,19 @@ def test_program_steps_and_plateau_writes():
         p.at(np.array([0.0, -1.0]))
     with pytest.raises(ValueError):
         p.table(-1)
-    p.set_plateau(0, 0.25)
+    p.set_state(0, 0.25)
     assert p(3) == 0.5
     with pytest.raises(IndexError):
-        p.set_plateau(1, 0.1)
+        p.set_state(1, 0.1)
     with pytest.raises(ValueError):
-        p.set_plateau(0, math.nan)
+        p.set_state(0, math.nan)
+    j = _core.Program([(CONST, [1.0], []), (CONST, [2.0], []), (JOIN, [5.0], [0, 1])])
+    j.set_state(2, 3.0)
+    assert j(2) == 1.0 and j(3) == 2.0
+    with pytest.raises(ValueError, match=">= 0"):
+        j.set_state(2, -1.0)
+    with pytest.raises(IndexError):
+        _core.Program([(CONST, [1.0], []), (CONST, [2.0], []), (CONST, [3.0], []), (JOIN, [5.0, 6.0], [0, 1, 2])]).set_state(3, 1.0)
 
 
 def test_program_buffers_layout():

@@ -60,8 +60,9 @@ class Program:
         """The values at steps start, ..., start + n - 1 (computed with the GIL released)."""
     def active(self, t: float) -> list[bool]:
         """Which nodes are evaluated at step t."""
-    def set_plateau(self, index: int, value: float) -> None:
-        """Write the current value of plateau node `index` (IndexError if it is not one)."""
+    def set_state(self, index: int, value: float) -> None:
+        """Write the state of node `index`: a plateau's value, a one-boundary join's boundary or an
+        offset's steps (IndexError for another node, ValueError for a value that breaks the program)."""
     @property
     def nodes(self) -> list[tuple[int, list[float], list[int]]]: ...
     def buffers(self) -> tuple[bytes, bytes, bytes]:

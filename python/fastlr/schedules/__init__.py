@@ -20,8 +20,9 @@ Every schedule supports ``to_dict()`` / :func:`from_dict` (JSON-safe, exact), ``
 ``len()`` (the step from which the value no longer changes, where there is one) and a ``repr``
 that reads as the call that builds it.
 
-One node is stateful: :func:`plateau`, whose value is driven by metrics (ReduceLROnPlateau's
-state machine, on the host). Everything else is a pure function of the step.
+Two nodes are stateful, driven by metrics on the host: :func:`plateau` (ReduceLROnPlateau's state
+machine) and :func:`switch` (a phase change when a metric crosses a threshold). Everything else is
+a pure function of the step.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ._shapes import (
     warm_restarts,
     wsd,
 )
-from ._stateful import Plateau, plateau
+from ._stateful import Plateau, Switch, plateau, switch
 
 __all__ = [
     "Schedule",
@@ -72,6 +73,8 @@ __all__ = [
     "noise",
     "plateau",
     "Plateau",
+    "switch",
+    "Switch",
     "join",
     "warmup",
     "product",

@@ -157,13 +157,41 @@ def _max_horizon(hs: Iterable[Number | None]) -> Number | None:
 class _Builder:
     def __init__(self) -> None:
         self.nodes: list[tuple[int, list[float], list[int]]] = []
-        self.plateaus: dict[int, tuple[Plateau, list[int]]] = {}
+        # metric-driven nodes (plateau, switch): id -> (node, [(program node index, factor)]); the
+        # program's param 0 of each listed node holds node.value * factor (Schedule._sync)
+        self.stateful: dict[int, tuple[Any, list[tuple[int, float]]]] = {}
 
     def add(self, kind: str, params: Sequence[float], children: Sequence[int] = ()) -> int:
         self.nodes.append((_OP[kind], [float(p) for p in params], list(children)))
         if len(self.nodes) > MAX_NODES:
             raise ValueError(f"a schedule may compile to at most {MAX_NODES} nodes; this one is larger")
         return len(self.nodes) - 1
+
+
+def _output_float32(dtype: Any) -> bool:
+    """True for a float32 output, False for float64 (``dtype`` of :meth:`Schedule.table`/:meth:`Schedule.at`)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}") from None
+    if dt == np.float64:
+        return False
+    if dt == np.float32:
+        return True
+    raise ValueError(f"dtype must be float64 or float32, got {dt}")
+
+
+_MAX_THREADS = 1024
+
+
+def _thread_arg(threads: Any) -> int:
+    """``threads`` of :meth:`Schedule.table`/:meth:`Schedule.at` for the C++ call (0: automatic)."""
+    if threads is None:
+        return 0
+    v = _int("threads", threads, 1)
+    if v > _MAX_THREADS:
+        raise ValueError(f"threads must be at most {_MAX_THREADS}, got {v}")
+    return v
 
 
 class Schedule:
@@ -180,7 +208,7 @@ class Schedule:
     _defaults: ClassVar[dict[str, Any]] = {}
 
     _program: Any
-    _slots: list[tuple[Plateau, list[int], float]]
+    _slots: list[tuple[Any, list[tuple[int, float]], float]]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"schedules are immutable: cannot set {name!r}")
@@ -194,7 +222,7 @@ class Schedule:
         b = _Builder()
         self._emit(b)
         program = _core.Program(b.nodes)
-        slots = [(pl, idx, math.nan) for pl, idx in b.plateaus.values()]
+        slots = [(node, idx, math.nan) for node, idx in b.stateful.values()]
         object.__setattr__(self, "_program", program)
         object.__setattr__(self, "_slots", slots)
 
@@ -224,8 +252,8 @@ class Schedule:
             for i, (pl, idx, seen) in enumerate(slots):
                 v = pl.value
                 if v != seen:
-                    for j in idx:
-                        self._program.set_plateau(j, v)
+                    for j, f in idx:
+                        self._program.set_state(j, v * f)
                     slots[i] = (pl, idx, v)
         return self._program
 
@@ -235,17 +263,56 @@ class Schedule:
             raise TypeError(f"step must be a real number, got {type(t).__name__} {t!r}")
         return self._sync()(float(t))
 
-    def at(self, steps: StepsLike) -> np.ndarray:
-        """The values at an array of steps, as a float64 array of the same shape (computed in C++
-        with the GIL released)."""
+    def at(self, steps: StepsLike, *, dtype: Any = np.float64, threads: int | None = None) -> np.ndarray:
+        """The values at an array of steps, in an array of the same shape.
+
+        Computed in C++ with the GIL released, on several threads for long arrays. Each value is the
+        one :meth:`__call__` gives, whatever ``dtype`` and ``threads`` are.
+
+        Parameters
+        ----------
+        steps : array_like of int or float
+            Steps in ``[0, 2**53]``. int64 and float64 arrays are read as they are; other integer
+            and float types are converted to float64 first.
+        dtype : numpy.float64 or numpy.float32, optional
+            The output type. ``float32`` values are the float64 values rounded once to nearest
+            (exactly ``np.float32(float64_value)``), at half the memory.
+        threads : int, optional
+            Threads to compute with (``>= 1``). By default, one per 2**15 steps, up to
+            ``FASTLR_NUM_THREADS`` when that environment variable is set, else up to the CPU count
+            (at most 16): arrays shorter than 2**16 steps use one thread.
+        """
         arr = np.asarray(steps)
         if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
             raise TypeError(f"steps must be an array of real numbers, got dtype {arr.dtype}")
-        return self._sync().at(np.ascontiguousarray(arr, dtype=np.float64))
+        float32 = _output_float32(dtype)
+        nthreads = _thread_arg(threads)
+        if arr.dtype != np.int64:  # int64 goes to C++ as it is, converted there per block
+            arr = np.ascontiguousarray(arr, dtype=np.float64)
+        return self._sync().at(arr, float32=float32, threads=nthreads)
 
-    def table(self, n: int | None = None, start: int = 0) -> np.ndarray:
-        """The values at steps ``start, start + 1, ..., start + n - 1`` (computed in C++ with the GIL
-        released). ``n`` defaults to ``horizon + 1`` where the schedule has a horizon."""
+    def table(
+        self, n: int | None = None, start: int = 0, *, dtype: Any = np.float64, threads: int | None = None
+    ) -> np.ndarray:
+        """The values at steps ``start, start + 1, ..., start + n - 1``.
+
+        Computed in C++ with the GIL released, on several threads for long tables. Each value is the
+        one :meth:`__call__` gives, whatever ``dtype`` and ``threads`` are.
+
+        Parameters
+        ----------
+        n : int, optional
+            The number of steps; defaults to ``horizon + 1`` where the schedule has a horizon.
+        start : int, optional
+            The first step (``>= 0``).
+        dtype : numpy.float64 or numpy.float32, optional
+            The output type. ``float32`` values are the float64 values rounded once to nearest
+            (exactly ``np.float32(float64_value)``), at half the memory.
+        threads : int, optional
+            Threads to compute with (``>= 1``). By default, one per 2**15 steps, up to
+            ``FASTLR_NUM_THREADS`` when that environment variable is set, else up to the CPU count
+            (at most 16): tables shorter than 2**16 steps use one thread.
+        """
         if n is None:
             h = self.horizon
             if h is None:
@@ -253,7 +320,9 @@ class Schedule:
             n = int(math.ceil(h)) + 1
         n = _int("n", n, 0)
         start = _int("start", start, 0)
-        return self._sync().table(n, float(start))
+        float32 = _output_float32(dtype)
+        nthreads = _thread_arg(threads)
+        return self._sync().table(n, float(start), float32=float32, threads=nthreads)
 
     def __len__(self) -> int:
         h = self.horizon
@@ -269,26 +338,52 @@ class Schedule:
     # -- plateau (metric-driven) nodes ---------------------------------------------------------------
 
     @property
-    def plateaus(self) -> tuple[Plateau, ...]:
-        """The distinct :class:`Plateau` nodes in this schedule, in tree order."""
-        return tuple(pl for pl, _, _ in self._slots)
+    def plateaus(self) -> tuple[Any, ...]:
+        """The distinct metric-driven nodes in this schedule (:class:`Plateau` and
+        :class:`Switch`), in tree order."""
+        return tuple(node for node, _, _ in self._slots)
+
+    def _local(self, t: float) -> list[tuple[Schedule, float]]:
+        """The children evaluated at (this node's local) step ``t``, each with its own local step."""
+        return [(c, t) for c in self._children()]
+
+    def _active(self, t: float) -> list[tuple[Schedule, float]]:
+        """Every node evaluated at step ``t`` (this one included), with its local step, root first."""
+        out: list[tuple[Schedule, float]] = []
+        todo = [(self, t)]
+        while todo:
+            node, lt = todo.pop()
+            out.append((node, lt))
+            todo.extend(reversed(node._local(lt)))
+        return out
 
     def observe(self, metric: float, step: Number | None = None) -> None:
-        """Feed a metric to the plateau nodes of this schedule (see :func:`plateau`).
+        """Feed a metric to the metric-driven nodes of this schedule (:func:`plateau`,
+        :func:`switch`).
 
-        With ``step``, only the plateaus that are active at that step (the phase of a
-        :func:`join` that contains them runs then) see the metric; without it, all of them do.
+        With ``step``, only the nodes that are evaluated at that step (a phase of a :func:`join`
+        runs then, a :func:`warmup` is past its ramp, a :func:`switch` is on that side) see the
+        metric, each at its own local step; without it, all plateaus do (a switch needs the step).
         """
         if not self._slots:
             return
         if step is None:
-            for pl, _, _ in self._slots:
-                pl.observe(metric)
+            for node, _, _ in self._slots:
+                if node.kind == "switch":
+                    raise TypeError("this schedule has a switch node: observe(metric, step) needs the step")
+            for node, _, _ in self._slots:
+                node._observe_node(metric, None)
             return
-        active = self._program.active(float(_steps("step", step)))
-        for pl, idx, _ in self._slots:
-            if any(active[j] for j in idx):
-                pl.observe(metric)
+        t = float(_steps("step", step))
+        ids = {id(node) for node, _, _ in self._slots}
+        seen: set[int] = set()
+        hits = []
+        for node, lt in self._active(t):  # all activity first, then the observations
+            if id(node) in ids and id(node) not in seen:
+                seen.add(id(node))
+                hits.append((node, lt))
+        for node, lt in hits:
+            node._observe_node(metric, lt)
 
     # -- serialisation -------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -138,6 +139,10 @@ class _Join(Schedule):
     def _children(self) -> tuple[Schedule, ...]:
         return self.schedules
 
+    def _local(self, t: float) -> list[tuple[Schedule, float]]:
+        k = bisect.bisect_right(self.boundaries, t)  # program.hpp's join_select
+        return [(self.schedules[k], t if k == 0 else max(t - self.boundaries[k - 1], 0.0))]
+
     @property
     def horizon(self) -> Number | None:
         h = self.schedules[-1].horizon
@@ -243,6 +248,9 @@ class _Warmup(Schedule):
 
     def _children(self) -> tuple[Schedule, ...]:
         return (self.schedule,)
+
+    def _local(self, t: float) -> list[tuple[Schedule, float]]:
+        return [(self.schedule, t - self.steps)] if t >= self.steps else []
 
     @property
     def horizon(self) -> Number | None:
@@ -379,6 +387,9 @@ class _Offset(Schedule):
 
     def _emit(self, b: _Builder) -> int:
         return b.add("offset", [self.steps], [self.schedule._emit(b)])
+
+    def _local(self, t: float) -> list[tuple[Schedule, float]]:
+        return [(self.schedule, max(t - self.steps, 0.0))]
 
     def _children(self) -> tuple[Schedule, ...]:
         return (self.schedule,)

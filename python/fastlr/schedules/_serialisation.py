@@ -27,7 +27,7 @@ from ._shapes import (
     warm_restarts,
     wsd,
 )
-from ._stateful import Plateau
+from ._stateful import Plateau, Switch
 
 # ------------------------------------------------------------------------------------------------
 # Serialisation and names
@@ -87,9 +87,18 @@ def from_dict(d: Mapping[str, Any]) -> Schedule:
         if state is not None:
             p.load_state(state)
         return p
+    if kind == "switch":
+        state = params.pop("state", None)
+        for k in ("first", "then"):
+            if isinstance(params.get(k), Mapping):
+                params[k] = from_dict(params[k])
+        try:
+            return Switch(**params, state=state)
+        except TypeError as e:
+            raise ValueError(f"bad schedule dict for kind 'switch': {e}") from None
     factory = _FROM_DICT.get(kind) if isinstance(kind, str) else None
     if factory is None:
-        raise ValueError(f"unknown schedule kind {kind!r}; known kinds: {sorted([*_FROM_DICT, 'plateau'])}")
+        raise ValueError(f"unknown schedule kind {kind!r}; known kinds: {sorted([*_FROM_DICT, 'plateau', 'switch'])}")
     try:
         return factory(**params)
     except TypeError as e:
