@@ -64,7 +64,7 @@ def _lambda_twin(o: torch.optim.Optimizer, schedules: list[Any]) -> Any:
 _OWN_KEYS = {
     "ScheduledLR": (
         ("lr_lambdas", "_get_lr_called_within_step"),
-        ("mode", "schedules", "momentum_schedules", "weight_decay_schedules", "momentum_key"),
+        ("mode", "schedules", "momentum_schedules", "weight_decay_schedules", "momentum_key", "lr_scale"),
     ),
 }
 

@@ -13,6 +13,7 @@ step, :meth:`ScheduledLR._fastlr_step_py`.
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,27 @@ __all__ = ["ScheduledLR", "get_scheduler"]
 ScheduleArg = Union[S.Schedule, Sequence[S.Schedule]]
 
 _MODES = ("multiplier", "absolute")
+
+
+def _scaled_by_lr_scale(per_group: list[S.Schedule], groups: list[dict[str, Any]]) -> list[S.Schedule]:
+    """Each group's schedule times the group's ``lr_scale`` (timm's layer-wise decay key; 1 when
+    absent). Groups that shared a schedule and a scale share the scaled one."""
+    out: list[S.Schedule] = []
+    cache: dict[tuple[int, float], S.Schedule] = {}
+    for i, (s, g) in enumerate(zip(per_group, groups)):
+        sc = g.get("lr_scale", 1.0)
+        if isinstance(sc, Tensor) and sc.numel() == 1:
+            sc = sc.item()
+        if isinstance(sc, bool) or not isinstance(sc, numbers.Real):
+            raise TypeError(f"param_groups[{i}]['lr_scale'] must be a real number, got {type(sc).__name__} {sc!r}")
+        sc = float(sc)
+        if not math.isfinite(sc):
+            raise ValueError(f"param_groups[{i}]['lr_scale'] must be finite, got {sc!r}")
+        if sc == 1.0:
+            out.append(s)
+        else:
+            out.append(cache.setdefault((id(s), sc), s * sc))
+    return out
 
 
 def _per_group(what: str, arg: Any, n: int) -> list[S.Schedule]:
@@ -127,6 +149,12 @@ class ScheduledLR(LRScheduler):
     Schedules with :func:`~fastlr.schedules.plateau` nodes take metrics: ``step(metrics)`` feeds the
     metric (measured at the current step) to the plateaus active at the current step, then advances.
 
+    With ``lr_scale=True`` each group's schedule is multiplied by the group's ``"lr_scale"`` (1 where
+    a group has none), read when the scheduler is built: timm's layer-wise lr decay, which sets
+    ``lr_scale`` per group and which only timm's schedulers apply (torch's, and fastlr's without the
+    flag, ignore the key). ``lr_i(t) = base_lr_i * (s_i(t) * lr_scale_i)``; timm computes
+    ``(base * s(t)) * lr_scale``, the same value to within an ulp.
+
     ``state_dict()`` holds the schedules' ``to_dict()`` (JSON-safe; it also loads with
     ``torch.load(weights_only=True)``), so a run's config and its plateau state reproduce.
 
@@ -151,16 +179,23 @@ class ScheduledLR(LRScheduler):
         weight_decay: ScheduleArg | None = None,
         last_epoch: int = -1,
         capturable: bool = False,
+        lr_scale: bool = False,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if not isinstance(lr_scale, bool):
+            raise TypeError(f"lr_scale must be True or False, got {type(lr_scale).__name__} {lr_scale!r}")
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
         if isinstance(last_epoch, bool) or not isinstance(last_epoch, int) or last_epoch < -1:
             raise ValueError(f"last_epoch must be an int >= -1, got {last_epoch!r}")
         n = len(optimizer.param_groups)
         self.mode = mode
-        self._fastlr_lr = _Track(_per_group("schedule", schedule, n))
+        per_group = _per_group("schedule", schedule, n)
+        if lr_scale:
+            per_group = _scaled_by_lr_scale(per_group, optimizer.param_groups)
+        self.lr_scale = lr_scale
+        self._fastlr_lr = _Track(per_group)
         self._fastlr_momentum: _Track | None = None
         self._fastlr_wd: _Track | None = None
         self.momentum_key: str | None = None
@@ -376,6 +411,8 @@ def get_scheduler(
     num_warmup_steps: int | None = None,
     num_training_steps: int | None = None,
     scheduler_specific_kwargs: Mapping[str, Any] | None = None,
+    *,
+    lr_scale: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Hugging Face's ``transformers.get_scheduler``, as a :class:`ScheduledLR`.
@@ -390,6 +427,9 @@ def get_scheduler(
     :class:`fastlr.lr_scheduler.ReduceLROnPlateau` built with the schedule arguments, as
     transformers returns torch's: an instance of torch's class (frameworks that test for it pass the
     metric), stepped with ``scheduler.step(metric)``.
+
+    ``lr_scale=True`` (fastlr's) applies each param group's ``"lr_scale"`` as timm's schedulers do
+    (layer-wise lr decay): see :class:`ScheduledLR`.
     """
     from .schedules._names import NAMES
 
@@ -408,11 +448,13 @@ def get_scheduler(
         # Lightning pass it the metric.
         from .lr_scheduler import ReduceLROnPlateau
 
+        if lr_scale:
+            raise ValueError("lr_scale=True needs a ScheduledLR: reduce_lr_on_plateau returns torch's ReduceLROnPlateau class")
         return ReduceLROnPlateau(optimizer, **kw)
     if key in ("polynomial", "cosine_with_min_lr", "cosine_warmup_with_min_lr") and "lr_init" not in kw:
         kw["lr_init"] = optimizer.defaults["lr"]
     sched = S.from_name(key, num_warmup_steps, num_training_steps, **kw)
-    return ScheduledLR(optimizer, sched, mode="multiplier")
+    return ScheduledLR(optimizer, sched, mode="multiplier", lr_scale=lr_scale)
 
 
 # Step ScheduledLR beside torch's LambdaLR once (fastlr._protocol_probe): a torch that schedules
