@@ -188,6 +188,32 @@ def test_plateau_value_is_the_current_one_on_every_thread():
     assert np.array_equal(after, before * 0.5)
 
 
+def test_a_metric_observed_during_a_table_does_not_change_it_halfway():
+    # Another Python thread observes metrics (and writes the program's state) while the table is being
+    # computed with the GIL released: every value comes from one plateau value, the one at the call.
+    p = S.plateau(1.0, patience=0, factor=0.999, threshold=0.0)
+    s = p * S.cosine(1.0, 4 * 10**6)
+    metric = [0.0]
+    done = threading.Event()
+
+    def observer() -> None:
+        while not done.is_set():
+            metric[0] += 1.0  # worse every time: the value drops at every observation
+            s.observe(metric[0])
+            s._sync()  # what any evaluation on this thread would do first
+
+    w = threading.Thread(target=observer)
+    w.start()
+    try:
+        got = s.table(4 * 10**6, threads=4)
+    finally:
+        done.set()
+        w.join()
+    assert p.value < 0.999  # the observer did run
+    v = got[0]  # cosine(0) == 1.0
+    assert np.array_equal(got, (S.constant(v) * S.cosine(1.0, 4 * 10**6)).table(4 * 10**6))
+
+
 # ------------------------------------------------------------------------------------------------
 # Errors: the same as without the new keywords, and clear ones for the keywords themselves.
 

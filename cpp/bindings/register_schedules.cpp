@@ -44,8 +44,9 @@ inline bool bad_step(double t) { return !(t >= 0.0 && t <= fastlr::hd::two_pow_5
 // same step values (a block's steps are `start + s + j` exactly as `run_range` forms them), so a value
 // does not depend on the thread that computed it, nor on the output type: float32 output is the
 // float64 value rounded once (static_cast, round to nearest even: numpy's float64 -> float32 cast).
-// The program is only read while the GIL is released; plateau values are written (by
-// Schedule._sync, through set_state) under the GIL before the call.
+// Metric-driven state (plateau values, switch boundaries) is written by Schedule._sync through
+// set_state, under the GIL, before the call; the threads read a copy of the parameters taken then, so
+// a metric observed on another Python thread while a table is computed cannot change it halfway.
 
 constexpr std::size_t block = fs::block_evaluator::block;
 /// Work unit that threads take from a shared counter (64 blocks): small enough to balance uneven
@@ -239,7 +240,9 @@ class Program {
         const std::size_t nt = thread_count(count, threads);
         py::array_t<Out> out(n);
         Out* o = out.mutable_data();
-        const fs::program prog = data_.view();
+        const std::vector<double> params(data_.params);  // under the GIL: the state as of this call
+        fs::program prog = data_.view();
+        prog.params = params.data();
         std::atomic<bool> stop{false};
         {
             py::gil_scoped_release release;
@@ -267,7 +270,9 @@ class Program {
         std::vector<py::ssize_t> shape(steps.shape(), steps.shape() + steps.ndim());
         py::array_t<Out> out(shape);
         Out* o = out.mutable_data();
-        const fs::program prog = data_.view();
+        const std::vector<double> params(data_.params);  // under the GIL: the state as of this call
+        fs::program prog = data_.view();
+        prog.params = params.data();
         std::atomic<bool> bad{false};
         {
             py::gil_scoped_release release;
