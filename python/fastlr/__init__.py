@@ -19,8 +19,11 @@ from . import schedules
 from ._core import __version__
 
 __all__ = [
+    "Diagnosis",
     "LRFindResult",
+    "LossMonitor",
     "__version__",
+    "diagnose",
     "find_lr",
     "get_scheduler",
     "lr_scheduler",
@@ -50,4 +53,6 @@ def __getattr__(name: str) -> Any:
         return getattr(_torch_module("fastlr._patch"), name)
     if name in ("find_lr", "LRFindResult"):
         return getattr(_torch_module("fastlr._find_lr"), name)
+    if name in ("diagnose", "Diagnosis", "LossMonitor", "LossMonitorWarning"):  # numpy only
+        return getattr(importlib.import_module("fastlr._diagnose"), name)
     raise AttributeError(f"module 'fastlr' has no attribute {name!r}")

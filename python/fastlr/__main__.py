@@ -5,6 +5,8 @@ Commands:
   demo    train a tiny model with a fastlr scheduler beside torch's, check that the learning rates are
           identical bit for bit, and print the per-step cost of each.
   plot    draw schedules (``name:key=value,...`` specs or JSON files) to a PNG or to the terminal.
+  diagnose  read a training-loss curve (CSV with step and loss columns, or a JSON list) and print the
+          verdict (lr too high, too low, ...), the advice and a terminal plot.
 """
 
 from __future__ import annotations
@@ -37,7 +39,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot.add_argument("--width", type=int, default=None, help="terminal plot width in columns")
     plot.add_argument("--height", type=int, default=16, help="terminal plot height in rows (default 16)")
     plot.add_argument("--title", default=None, help="image title")
+    diag = sub.add_parser(
+        "diagnose",
+        help="diagnose a training-loss curve (CSV or JSON): is the lr too high, too low, or fine?",
+        description="Diagnose a training-loss curve. FILE is a CSV with a step column and a loss or train/loss "
+        "column (as TensorBoard and W&B export them; an lr or learning_rate column is used when present), or "
+        "a JSON list of losses.",
+    )
+    diag.add_argument("file", metavar="FILE", help="CSV or JSON file")
+    diag.add_argument("--ascii", action="store_true", help="terminal plot in plain ASCII")
+    diag.add_argument("--width", type=int, default=None, help="terminal plot width in columns")
+    diag.add_argument("--height", type=int, default=14, help="terminal plot height in rows (default 14)")
     args = parser.parse_args(argv)
+    if args.command == "diagnose":
+        from ._diagnose import run_diagnose
+
+        try:
+            return run_diagnose(args.file, args.ascii, args.width, args.height)
+        except (ValueError, TypeError, OSError) as e:
+            print(f"python -m fastlr diagnose: error: {e}", file=sys.stderr)
+            return 2
     if args.command == "plot":
         from ._plot import run_plot
 
