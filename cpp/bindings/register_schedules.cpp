@@ -70,7 +70,7 @@ unsigned default_threads() {
                                   "], got '" + std::string(env) + "'");
         return static_cast<unsigned>(v);
     }
-    const unsigned hw = std::thread::hardware_concurrency();
+    static const unsigned hw = std::thread::hardware_concurrency();  // a file read on Linux: once
     return std::min(hw == 0 ? 1u : hw, max_auto_threads);
 }
 
@@ -81,9 +81,10 @@ std::size_t thread_count(std::size_t n, long requested) {
         throw py::value_error("threads must be in [1, " + std::to_string(max_threads) + "] (or 0 for automatic), got " +
                               std::to_string(requested));
     const std::size_t chunks = (n + chunk_steps - 1) / chunk_steps;
-    std::size_t t = requested > 0 ? static_cast<std::size_t>(requested)
-                                  : std::min<std::size_t>(default_threads(), std::max<std::size_t>(1, n / min_steps_per_thread));
-    return std::max<std::size_t>(1, std::min(t, chunks));
+    const std::size_t wanted = requested > 0 ? static_cast<std::size_t>(requested) : n / min_steps_per_thread;
+    if (wanted <= 1 || chunks <= 1) return 1;  // short work: the default is not even looked up
+    const std::size_t t = requested > 0 ? wanted : std::min<std::size_t>(default_threads(), wanted);
+    return std::min(t, chunks);
 }
 
 /// Run fill(ev, lo, hi) over [0, n) in chunks of `chunk_steps` (block-aligned), on `threads` threads
@@ -91,6 +92,11 @@ std::size_t thread_count(std::size_t n, long requested) {
 /// a fill ends the work early. The first exception of any thread is rethrown after all have joined.
 template <class Fill>
 void parallel_chunks(std::size_t n, std::size_t threads, std::atomic<bool>& stop, const Fill& fill) {
+    if (threads <= 1) {  // one thread: no pool, no chunk counter (short tables are dominated by the call)
+        fs::block_evaluator ev;
+        fill(ev, 0, n);
+        return;
+    }
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
     auto work = [&](std::exception_ptr& err) {
@@ -350,10 +356,10 @@ void register_schedules(py::module_& m) {
                         "A validated schedule program: nodes (kind, parameters, children) in post-order, root last.")
         .def(py::init<const std::vector<node_spec>&>(), py::arg("nodes"))
         .def("__call__", &Program::call, py::arg("t"), "The value at step t.")
-        .def("at", &Program::at, py::arg("steps"), py::kw_only(), py::arg("float32") = false, py::arg("threads") = 0,
+        .def("at", &Program::at, py::arg("steps"), py::arg("float32") = false, py::arg("threads") = 0,
              "The values at an array of steps, float64 (or float32), in the shape of `steps` (GIL released;\n"
              "threads: 0 picks FASTLR_NUM_THREADS or the hardware's count for long arrays).")
-        .def("table", &Program::table, py::arg("n"), py::arg("start") = 0.0, py::kw_only(), py::arg("float32") = false,
+        .def("table", &Program::table, py::arg("n"), py::arg("start") = 0.0, py::arg("float32") = false,
              py::arg("threads") = 0,
              "The values at steps start, start + 1, ..., start + n - 1, float64 (or float32) (GIL released;\n"
              "threads: 0 picks FASTLR_NUM_THREADS or the hardware's count for long tables).")

@@ -170,6 +170,10 @@ class _Builder:
 
 def _output_float32(dtype: Any) -> bool:
     """True for a float32 output, False for float64 (``dtype`` of :meth:`Schedule.table`/:meth:`Schedule.at`)."""
+    if dtype is np.float64:  # the default, without building a dtype (a short table is a few µs)
+        return False
+    if dtype is np.float32:
+        return True
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -289,7 +293,7 @@ class Schedule:
         nthreads = _thread_arg(threads)
         if arr.dtype != np.int64:  # int64 goes to C++ as it is, converted there per block
             arr = np.ascontiguousarray(arr, dtype=np.float64)
-        return self._sync().at(arr, float32=float32, threads=nthreads)
+        return self._sync().at(arr, float32, nthreads)  # positional: pybind11's keywords cost µs
 
     def table(
         self, n: int | None = None, start: int = 0, *, dtype: Any = np.float64, threads: int | None = None
@@ -322,7 +326,7 @@ class Schedule:
         start = _int("start", start, 0)
         float32 = _output_float32(dtype)
         nthreads = _thread_arg(threads)
-        return self._sync().table(n, float(start), float32=float32, threads=nthreads)
+        return self._sync().table(n, float(start), float32, nthreads)
 
     def __len__(self) -> int:
         h = self.horizon
