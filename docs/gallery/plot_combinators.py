@@ -62,11 +62,13 @@ plt.show()
 # The warm-up + plateau + decay recipe that torch cannot compose (its ``ReduceLROnPlateau`` does not
 # chain): a linear warm-up, a :func:`~fastlr.schedules.plateau` phase that halves the lr when the
 # validation loss stalls, then a cosine decay that starts from wherever the plateau left the lr
-# (the same plateau object multiplies the decay). Here a made-up validation loss stalls twice.
+# (the same plateau object multiplies the decay). Here a made-up validation loss, measured every 20
+# steps, stalls from step 300 to 600: the plateau halves the lr after each 4 evaluations without
+# improvement (``patience=3``), until the loss improves again.
 
 p = S.plateau(1.0, patience=3, factor=0.5)
 s = S.join([S.linear(0.0, 1.0, 100), p, p * S.cosine(1.0, 300)], [100, 700])
-val_loss = lambda t: 1.0 / (1 + t / 100) if t < 350 else (0.3 if t < 550 else 0.3 - (t - 550) / 1e4)
+val_loss = lambda t: max(0.25, 1.0 / (1 + t / 100)) if t < 600 else 0.25 - (t - 600) / 2000
 lr = []
 for t in range(STEPS):
     lr.append(s(t))

@@ -85,7 +85,8 @@ with warnings.catch_warnings():
         assert ours == theirs, call  # bitwise, every step
         ax.plot(ours, lw=2.2, label="fastlr")
         ax.plot(theirs, lw=1.2, ls="--", c="k", label="torch")
-        ax.set_title(textwrap.fill(call, 50), fontsize=7.5, family="monospace")
+        title = call if call != "Halving(opt)" else "Halving(opt): a subclass of LRScheduler whose get_lr halves every 25 steps"
+        ax.set_title(textwrap.fill(title, 50), fontsize=7.5, family="monospace")
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
 axes.flat[0].legend(fontsize=8)
