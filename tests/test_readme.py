@@ -30,6 +30,7 @@ NOT_RUN = [
     (r"(^|\s)(\.venv/bin/)?pip install ", "an install or build"),
     (r"^\.venv/bin/python -m pytest", "the test or benchmark suite itself"),
     (r"^bash \.ci/run$", "CI itself"),
+    (r"^python examples/choose_lr\.py$", "an example script: tests/test_examples.py runs it"),
 ]
 
 

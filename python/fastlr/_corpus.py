@@ -4,11 +4,14 @@
 datasets that ship inside scikit-learn and writes every run's per-step loss with its label. The label
 comes from how the run was made, never from a threshold on the curve (see tests/data/loss_curves.md):
 
-* for each (dataset, model, optimizer), seed 0 sweeps the peak lr (1e-4 .. 100, x10 a rung, then the
-  two x3.16 neighbours of the best) under warm-up + cosine decay; ``lr*`` is the lr with the best
-  final loss (mean of the last epoch's batch losses);
-* ``healthy``: ``lr*`` with warm-up + cosine;
-* ``lr_too_low``: ``lr* / 100``, ``/ 300`` or ``/ 1000`` (by seed) with warm-up + cosine;
+* for each (dataset, model, optimizer) and seed, a sweep of the peak lr (1e-4 .. 100, x10 a rung,
+  then the two x3.16 neighbours of the best) under warm-up + cosine decay; ``lr*`` is the lr with the
+  best final loss (mean of the last epoch's batch losses) for that seed;
+* ``healthy``: the sweep's run at ``lr*`` (warm-up + cosine);
+* ``lr_too_low``: warm-up + cosine at ``lr* / 100``, ``/ 300``, ``/ 1000``, ``/ 3000`` or ``/ 10000``,
+  starting at the rung the seed picks (``/ 100``, ``/ 300`` or ``/ 1000``), the first whose run ends
+  clearly above the healthy one (the margin of ``lr_too_high_late`` below; on a convex problem
+  ``lr* / 100`` can end where ``lr*`` does, and such a run shows nothing to diagnose);
 * ``lr_too_high_late``: a constant lr 2, 3 or 5 times ``lr*``, from step 0 or after a 5% warm-up
   (the seed picks which is tried first), the first that ends clearly above the healthy run (final
   loss above ``healthy + 0.05 * (initial - healthy)``, where ``initial`` is the healthy run's first
@@ -22,7 +25,11 @@ comes from how the run was made, never from a threshold on the curve (see tests/
   NaN or inf.
 
 A configuration with no run that meets a class's rule contributes no curve to that class (counted).
-Training: the whole dataset (standardised features; digits' pixels / 16), batches of 32 (more on
+Datasets: digits, wine, breast cancer, iris and diabetes (regression), all inside scikit-learn;
+California housing is downloaded by scikit-learn, so it is skipped without the internet (and was for
+the shipped corpus). Models: logistic/linear regression, an MLP (64 ReLU units), a deeper MLP
+(128 tanh, 64 ReLU) and, on digits, a small CNN. Held out from fitting the rules: wine (every model)
+and the CNN. Training: the whole dataset (standardised features; digits' pixels / 16), batches of 32 (more on
 digits, so that an epoch has at most 30 steps), at least 15 epochs and about 300 steps, cross-entropy
 with label smoothing 0.1 (MSE for diabetes), SGD and SGD + momentum 0.9 with weight decay 5e-4,
 AdamW with its default 0.01. Each run gives four views (:func:`views`): the raw per-step batch loss,
@@ -48,7 +55,7 @@ import numpy as np
 LABELS = ("healthy", "lr_too_high", "lr_too_high_late", "lr_too_low", "diverged")
 VIEWS = ("step", "step_ema", "epoch", "epoch_noisy")
 DATASETS = ("digits", "wine", "breast_cancer", "iris", "diabetes", "california_housing")
-MODELS = ("linear", "mlp", "cnn")
+MODELS = ("linear", "mlp", "mlp2", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "adamw")
 SEEDS = (0, 1, 2)
 #: Held out from tuning diagnose: one dataset (every model on it) and one model family (every dataset).
@@ -216,7 +223,7 @@ def _dataset(name: str) -> tuple[Any, Any, str]:
 
 
 def _model(name: str, n_in: int, n_out: int, dataset: str) -> Any:
-    import torch.nn as nn
+    from torch import nn
 
     if name == "linear":
         return nn.Linear(n_in, n_out)
@@ -315,28 +322,37 @@ def configs(datasets: Iterable[str] = DATASETS, models: Iterable[str] = MODELS,
 
 def run_config(config: tuple[str, str, str], seeds: Iterable[int] = SEEDS,
                lr_grid: Iterable[float] = LR_GRID) -> tuple[list[Run], dict[str, Any]]:
-    """Sweep for ``lr*`` (seed 0) and make the labelled runs of every seed for one configuration."""
+    """Sweep for each seed's ``lr*`` and make that seed's labelled runs, for one configuration."""
     import torch
 
     torch.set_num_threads(1)
     ds, mdl, opt = config
     info: dict[str, Any] = {"missing": [], "lr_star": {}, "log": []}
     tr = _Trainer(ds, mdl, opt)
-    n, spe = tr.n_steps, tr.steps_per_epoch
-    finals = {lr: final_loss(tr.run(lr_table("warmup_cosine", lr, n), 0), spe) for lr in lr_grid}
-    best = min(finals, key=lambda lr: (finals[lr], lr))
-    for lr in (best / math.sqrt(10), best * math.sqrt(10)):
-        finals[lr] = final_loss(tr.run(lr_table("warmup_cosine", lr, n), 0), spe)
-    lr_star = min(finals, key=lambda lr: (finals[lr], lr))
-    info["lr_star"][f"{ds}/{mdl}/{opt}"] = lr_star
-    info["log"].append(f"{ds}/{mdl}/{opt}: lr* = {lr_star:.3g}, final {finals[lr_star]:.4g}")
     runs: list[Run] = []
     for seed in seeds:
-        made = _label_runs(tr, lr_star, seed)
+        lr_star, healthy, final = _sweep(tr, seed, tuple(lr_grid))
+        info["lr_star"][f"{ds}/{mdl}/{opt}/seed{seed}"] = lr_star
+        info["log"].append(f"{ds}/{mdl}/{opt}/seed{seed}: lr* = {lr_star:.3g}, final {final:.4g}")
+        made = _label_runs(tr, lr_star, seed, healthy)
         runs.extend(made)
         have = {r.label for r in made}
         info["missing"] += [f"{ds}/{mdl}/{opt}/seed{seed}: {lab}" for lab in LABELS if lab not in have]
     return runs, info
+
+
+def _sweep(tr: _Trainer, seed: int, lr_grid: tuple[float, ...]) -> tuple[float, np.ndarray, float]:
+    """``lr*`` of one seed: the peak lr with the best final loss under warm-up + cosine (the grid, then the
+    two x sqrt(10) neighbours of its best); returns it, its run (the healthy run) and its final loss."""
+    n, spe = tr.n_steps, tr.steps_per_epoch
+    made = {lr: tr.run(lr_table("warmup_cosine", lr, n), seed) for lr in lr_grid}
+    finals = {lr: final_loss(x, spe) for lr, x in made.items()}
+    best = min(finals, key=lambda lr: (finals[lr], lr))
+    for lr in (best / math.sqrt(10), best * math.sqrt(10)):
+        made[lr] = tr.run(lr_table("warmup_cosine", lr, n), seed)
+        finals[lr] = final_loss(made[lr], spe)
+    lr_star = min(finals, key=lambda lr: (finals[lr], lr))
+    return lr_star, made[lr_star], finals[lr_star]
 
 
 def generate(datasets: Iterable[str] = DATASETS, models: Iterable[str] = MODELS,
@@ -388,26 +404,31 @@ def _merge(info: dict[str, Any], part: dict[str, Any], say: Any) -> None:
         say(line)
 
 
-def _label_runs(tr: _Trainer, lr_star: float, seed: int) -> list[Run]:
+def _label_runs(tr: _Trainer, lr_star: float, seed: int, healthy: np.ndarray) -> list[Run]:
     n, spe = tr.n_steps, tr.steps_per_epoch
 
     def make(label: str, schedule: str, lr: float, losses: np.ndarray) -> Run:
         return Run(label, tr.dataset, tr.model_name, tr.optimizer, seed, float(lr), float(lr_star), schedule, spe,
                    losses)
 
-    out = []
-    healthy = tr.run(lr_table("warmup_cosine", lr_star, n), seed)
-    out.append(make("healthy", "warmup_cosine", lr_star, healthy))
+    out = [make("healthy", "warmup_cosine", lr_star, healthy)]
     h_final, l0 = final_loss(healthy, spe), float(healthy[0])
-    low = lr_star / (100, 300, 1000)[seed % 3]
-    out.append(make("lr_too_low", "warmup_cosine", low, tr.run(lr_table("warmup_cosine", low, n), seed)))
+
+    def clearly_above(f: float) -> bool:  # ends clearly above the healthy run
+        return math.isfinite(f) and f > h_final + 0.05 * (l0 - h_final)
+
+    for div in (100, 300, 1000, 3000, 10000)[seed % 3:]:  # the first rung (by seed) that ends clearly above
+        x = tr.run(lr_table("warmup_cosine", lr_star / div, n), seed)
+        if clearly_above(final_loss(x, spe)):
+            out.append(make("lr_too_low", "warmup_cosine", lr_star / div, x))
+            break
     order = ("constant", "warmup_constant") if seed % 2 == 0 else ("warmup_constant", "constant")
     found = False
     for sched in order:
         for m in (2, 3, 5):
             x = tr.run(lr_table(sched, m * lr_star, n), seed)
             f = final_loss(x, spe)
-            if math.isfinite(f) and f > h_final + 0.05 * (l0 - h_final) and not rises_at_start(x):
+            if clearly_above(f) and not rises_at_start(x):
                 out.append(make("lr_too_high_late", sched, m * lr_star, x))
                 found = True
                 break
@@ -443,7 +464,7 @@ def features(curve: Curve) -> dict[str, float] | None:
     return evidence(_bin(np.asarray(curve.steps, dtype=np.float64), curve.losses)[1])
 
 
-def fit_rules(path: str, max_depth: int = 5, min_leaf: int = 8, names: Iterable[str] | None = None) -> str:
+def fit_rules(path: str, max_depth: int = 5, min_leaf: int = 15, names: Iterable[str] | None = None) -> str:
     """Fit the decision tree of :func:`fastlr._diagnose.classify` on the *tuning* part of the corpus
     (never the held-out part) and return it as the ``_TREE`` table that ``_diagnose.py`` holds.
     Needs scikit-learn. The curves with a NaN/inf are left out: they are ``diverged`` by rule."""
@@ -465,7 +486,7 @@ def fit_rules(path: str, max_depth: int = 5, min_leaf: int = 8, names: Iterable[
     lines = ["_TREE = ("]
     for i in range(t.node_count):
         if t.children_left[i] < 0:
-            label = clf.classes_[int(np.argmax(t.value[i][0]))]
+            label = str(clf.classes_[int(np.argmax(t.value[i][0]))])
             lines.append(f"    (None, 0.0, 0, 0, {label!r}),  # {i}")
         else:
             lines.append(f"    ({feats[t.feature[i]]!r}, {t.threshold[i]:.6g}, {t.children_left[i]}, "

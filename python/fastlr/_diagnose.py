@@ -140,6 +140,35 @@ def evidence(losses: np.ndarray) -> dict[str, float]:
         "trend_over_band": float((mid - end) / max(float(np.median(resid)), 1e-6)),
         "rest_fall_share_25pct": _share(y[1:], 0.25) if n > 3 else 0.0,
         "rest_fall_share_50pct": _share(y[1:], 0.5) if n > 3 else 0.0,
+        **_more(y, s, resid, start, end, mid),
+    }
+
+
+def _more(y: np.ndarray, s: np.ndarray, resid: np.ndarray, start: float, end: float, mid: float) -> dict[str, float]:
+    """Evidence on the range of the curve and its point-to-point noise (a stuck, a swinging and a
+    steadily falling curve differ there)."""
+    n = len(y)
+    lo = float(s.min())
+    rng = max(float(s.max()) - lo, 1e-9)
+    d = np.abs(np.diff(y))
+    half = y[n // 2:]
+    noise = float(np.median(d)) if len(d) else 0.0
+    return {
+        # the share of the second half where the loss does not move at all (a dead network)
+        "stuck": float(np.mean(np.abs(np.diff(half)) < 1e-4)) if len(half) > 1 else 0.0,
+        "noise_over_range": noise / rng,
+        "noise_end_over_range": float(np.median(d[int(0.8 * n):])) / rng if n > 5 else 0.0,
+        "noise_end_over_mid": math.log((float(np.median(d[int(0.8 * n):])) + 1e-9)
+                                       / (float(np.median(d[int(0.3 * n):int(0.6 * n) + 1])) + 1e-9)) if n > 5 else 0.0,
+        "falling_share": float(np.mean(np.diff(s) <= 0)) if n > 1 else 0.5,
+        "end_over_range": (end - float(y[0])) / rng,
+        "fall_over_range": (float(y[0]) - end) / rng,
+        "end_above_min": (end - lo) / rng,
+        "mid_above_end": (mid - end) / rng,
+        "late_peak": float(s[int(0.25 * n):].max() - end) / rng if n > 1 else 0.0,
+        "head_over_range": float(s[: max(int(0.25 * n), 1)].max() - lo) / rng,
+        "fall_over_noise": min((float(y[0]) - end) / max(noise, 1e-6), 1e6),
+        "band_mid_over_fall": float(np.median(resid[int(0.3 * n):int(0.6 * n) + 1])) / max(abs(start - end), 1e-9),
     }
 
 
@@ -156,20 +185,58 @@ def _share(y: np.ndarray, frac: float) -> float:
 EXPLOSION = 1e4
 
 
-#: The evidence the tree may read: shapes only (no raw levels, no point count).
+#: The evidence the tree may read: log-scale falls, shares of the fall, ranges and noise (no raw loss
+#: level, no point count).
 TREE_FEATURES = (
     "head_rise", "head_peak", "first_drop", "fall", "fall_from_first", "fall_share_10pct", "fall_share_25pct",
     "fall_share_50pct", "slide_second_half", "slide_last_quarter", "band_mid", "band_end", "swing", "min_at",
     "rebound", "explosion", "first_drop_share", "fall_after_first", "late_fall_share",
     *(f"profile_{k}" for k in range(10)),
     "falling_steps", "trend_over_band", "rest_fall_share_25pct", "rest_fall_share_50pct",
+    "stuck", "noise_over_range", "noise_end_over_range", "noise_end_over_mid", "falling_share", "end_over_range",
+    "fall_over_range", "end_above_min", "mid_above_end", "late_peak", "head_over_range", "fall_over_noise",
+    "band_mid_over_fall",
 )
 
 #: The decision tree over the evidence: (feature, threshold, left, right, verdict) per node; a node
 #: with a feature sends ``ev[feature] <= threshold`` left. Fitted by ``python -m fastlr._corpus --fit``
 #: on the tuning part of the corpus (never the held-out part).
 _TREE: tuple[tuple[str | None, float, int, int, str | None], ...] = (
-    (None, 0.0, 0, 0, "healthy"),
+    ('head_rise', 0.189493, 1, 26, None),  # 0
+    ('explosion', 0.161344, 2, 17, None),  # 1
+    ('falling_share', 0.752133, 3, 10, None),  # 2
+    ('profile_1', 0.426983, 4, 7, None),  # 3
+    ('fall_share_25pct', 0.454459, 5, 6, None),  # 4
+    (None, 0.0, 0, 0, 'lr_too_low'),  # 5
+    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 6
+    ('first_drop', 0.181838, 8, 9, None),  # 7
+    (None, 0.0, 0, 0, 'healthy'),  # 8
+    (None, 0.0, 0, 0, 'lr_too_low'),  # 9
+    ('fall_after_first', 1.12616, 11, 14, None),  # 10
+    ('profile_6', 0.107243, 12, 13, None),  # 11
+    (None, 0.0, 0, 0, 'lr_too_low'),  # 12
+    (None, 0.0, 0, 0, 'healthy'),  # 13
+    ('fall_share_10pct', 0.510612, 15, 16, None),  # 14
+    (None, 0.0, 0, 0, 'healthy'),  # 15
+    (None, 0.0, 0, 0, 'healthy'),  # 16
+    ('fall_from_first', 2.47433, 18, 25, None),  # 17
+    ('end_above_min', 0.0232399, 19, 22, None),  # 18
+    ('falling_share', 0.757525, 20, 21, None),  # 19
+    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 20
+    (None, 0.0, 0, 0, 'healthy'),  # 21
+    ('profile_0', 0.547138, 23, 24, None),  # 22
+    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 23
+    (None, 0.0, 0, 0, 'healthy'),  # 24
+    (None, 0.0, 0, 0, 'lr_too_high'),  # 25
+    ('end_over_range', -0.341962, 27, 30, None),  # 26
+    ('fall_from_first', 1.10892, 28, 29, None),  # 27
+    (None, 0.0, 0, 0, 'healthy'),  # 28
+    (None, 0.0, 0, 0, 'healthy'),  # 29
+    ('end_over_range', -0.248657, 31, 32, None),  # 30
+    (None, 0.0, 0, 0, 'lr_too_high'),  # 31
+    ('noise_over_range', 0.168631, 33, 34, None),  # 32
+    (None, 0.0, 0, 0, 'lr_too_high'),  # 33
+    (None, 0.0, 0, 0, 'lr_too_high'),  # 34
 )
 
 

@@ -1,0 +1,545 @@
+"""fastlr.diagnose and fastlr.LossMonitor (issue 14 part 2): accuracy on the shipped corpus of real
+training runs (overall and per class, on the tuning part and on the held-out part), each verdict on
+hand-made curves, NaN/inf, the advice naming an lr, the monitor's warnings and its agreement with
+diagnose, the CLI on CSV/JSON files, the framework callbacks, and the generator itself (a tiny slice
+trained again must give the shipped runs and labels)."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from fastlr import _corpus, _diagnose
+from fastlr._diagnose import LossMonitor, LossMonitorWarning, diagnose
+
+CORPUS = pathlib.Path(__file__).parent / "data" / "loss_curves.npz"
+LABELS = _corpus.LABELS
+
+
+# --------------------------------------------------------------------------------------------------
+# Accuracy on the corpus (read from tests/data; nothing is trained here).
+
+
+@pytest.fixture(scope="module")
+def scored() -> list[tuple[_corpus.Curve, str]]:
+    return [(c, diagnose(c.losses, steps=c.steps).verdict) for c in _corpus.load(str(CORPUS))]
+
+
+def _accuracy(rows: list[tuple[_corpus.Curve, str]]) -> tuple[float, dict[str, float], dict[str, int]]:
+    per, ok = collections.Counter(), collections.Counter()
+    for c, v in rows:
+        per[c.label] += 1
+        ok[c.label] += v == c.label
+    overall = sum(ok.values()) / sum(per.values())
+    return overall, {k: ok[k] / per[k] for k in per}, dict(per)
+
+
+#: The issue's target is 90% overall and 80% in each class, on the corpus and on its held-out part.
+#: It is NOT met yet (tests/data/loss_curves.md has the numbers and why): these floors are the
+#: accuracy measured when the rules were fitted, less 3 points, so that a change which makes the
+#: diagnosis worse fails here. Raise them as the rules improve; never lower them to pass.
+TARGET_OVERALL, TARGET_PER_CLASS = 0.90, 0.80
+FLOORS = {
+    "all": (0.77, {"healthy": 0.74, "lr_too_high": 0.58, "lr_too_high_late": 0.77, "lr_too_low": 0.72,
+                   "diverged": 0.97}),
+    "tuning": (0.78, {"healthy": 0.72, "lr_too_high": 0.66, "lr_too_high_late": 0.82, "lr_too_low": 0.72,
+                      "diverged": 0.97}),
+    "heldout": (0.72, {"healthy": 0.78, "lr_too_high": 0.33, "lr_too_high_late": 0.60, "lr_too_low": 0.72,
+                       "diverged": 0.97}),
+}
+
+
+@pytest.mark.parametrize("part", ["all", "tuning", "heldout"])
+def test_accuracy_on_the_corpus(scored, part):
+    rows = [(c, v) for c, v in scored if part == "all" or c.heldout == (part == "heldout")]
+    overall, per_class, counts = _accuracy(rows)
+    assert set(counts) == set(LABELS), counts  # every class is in every part
+    assert min(counts.values()) >= 20, counts
+    report = f"{part}: overall {overall:.3f}, " + ", ".join(f"{k} {per_class[k]:.3f} (n={counts[k]})" for k in LABELS)
+    print(report)
+    floor, class_floors = FLOORS[part]
+    assert overall >= floor, report
+    for k in LABELS:
+        assert per_class[k] >= class_floors[k], (k, report)
+    if overall >= TARGET_OVERALL and min(per_class.values()) >= TARGET_PER_CLASS:
+        print(f"{part}: the issue's target is met: raise FLOORS")
+
+
+def test_corpus_is_what_the_doc_says():
+    runs, info = _corpus.load_runs(str(CORPUS))
+    datasets = {r.dataset for r in runs}
+    assert {"digits", "wine", "breast_cancer", "iris", "diabetes"} <= datasets
+    assert {r.model for r in runs} == {"linear", "mlp", "mlp2", "cnn"}
+    assert {r.optimizer for r in runs} == {"sgd", "momentum", "adamw"}
+    assert {r.seed for r in runs} == {0, 1, 2}
+    assert {r.model for r in runs if _corpus.heldout(r.dataset, r.model)} == {"linear", "mlp", "mlp2", "cnn"}
+    assert {r.dataset for r in runs if r.model == "cnn"} == {"digits"}
+    for r in runs:  # the labelling rule, checked from what is stored
+        if r.label == "diverged":
+            assert not np.all(np.isfinite(r.losses))
+        else:
+            assert np.all(np.isfinite(r.losses)), r.meta()
+        if r.label == "healthy":
+            assert r.lr == r.lr_star and r.schedule == "warmup_cosine"
+        if r.label == "lr_too_low":
+            assert r.lr <= r.lr_star / 100 * (1 + 1e-12) and r.schedule == "warmup_cosine"
+        if r.label in ("lr_too_high", "diverged"):
+            assert r.schedule == "constant" and r.lr >= 10 * r.lr_star * (1 - 1e-12)
+        if r.label == "lr_too_high_late":
+            assert r.schedule in ("constant", "warmup_constant") and 2 <= r.lr / r.lr_star <= 5 + 1e-9
+    doc = (CORPUS.parent / "loss_curves.md").read_text()
+    counts = collections.Counter(r.label for r in runs)
+    for label in LABELS:  # the doc's table of counts is the file's
+        assert f"| `{label}` | {counts[label]} |" in doc
+
+
+def test_generator_is_deterministic_and_reproduces_a_slice(tmp_path):
+    """Train one configuration again (iris, logistic regression, plain SGD, seed 0): the sweep finds the
+    same lr*, and the runs, their labels and lrs are the shipped ones (losses to float32 rounding)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    config = ("iris", "linear", "sgd")
+    runs, info = _corpus.run_config(config, seeds=(0,))
+    shipped, _ = _corpus.load_runs(str(CORPUS))
+    shipped = [r for r in shipped if (r.dataset, r.model, r.optimizer) == config and r.seed == 0]
+    assert [r.label for r in runs] == [r.label for r in shipped]
+    for a, b in zip(runs, shipped):
+        assert (a.lr, a.lr_star, a.schedule, a.steps_per_epoch) == (b.lr, b.lr_star, b.schedule, b.steps_per_epoch)
+        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4, atol=1e-6, equal_nan=True)
+    # and the views derived from them are deterministic (the noisy one is seeded by the run's index)
+    v1, v2 = _corpus.views(runs[0].losses, runs[0].steps_per_epoch, 7), _corpus.views(runs[0].losses, runs[0].steps_per_epoch, 7)
+    for k in v1:
+        np.testing.assert_array_equal(v1[k][1], v2[k][1])
+    path = tmp_path / "slice.npz"
+    _corpus.save(str(path), runs, info)
+    back, _ = _corpus.load_runs(str(path))
+    assert [r.meta() for r in back] == [r.meta() for r in runs]
+
+
+# --------------------------------------------------------------------------------------------------
+# Hand-made curves.
+
+RNG = np.random.default_rng(0)
+N = 400
+T = np.arange(N) / (N - 1)
+
+
+def _cosine_progress(t: np.ndarray) -> np.ndarray:
+    """The integral of a warm-up + cosine lr, scaled to end at 1: how far training has got."""
+    lr = np.where(t < 0.05, t / 0.05, 0.5 * (1 + np.cos(np.pi * (t - 0.05) / 0.95)))
+    c = np.cumsum(lr)
+    return c / c[-1]
+
+
+def _noisy(x: np.ndarray, rel: float) -> np.ndarray:
+    return x * np.exp(RNG.normal(0.0, rel, len(x)))
+
+
+HAND = {
+    # warm-up + cosine at a good lr: a fast fall that keeps sliding to the end
+    "healthy": _noisy(0.02 + 2.3 * np.exp(-8 * _cosine_progress(T)), 0.05),
+    # the loss jumps up at once and swings at a high level
+    "lr_too_high": _noisy(2.3 + 3.0 * np.abs(np.sin(40 * T)) + 1.5 * (T > 0), 0.1),
+    # a fast drop, then flat in a wide band
+    "lr_too_high_late": _noisy(0.6 + 1.7 * np.exp(-T / 0.04), 0.25),
+    # a slow fall throughout
+    "lr_too_low": _noisy(2.3 - 0.5 * T, 0.02),
+}
+
+
+#: Hand-made curves the fitted rules get wrong today (issue 14 stays open on the accuracy): strict,
+#: so that a fix shows up here as an unexpected pass. The healthy curve falls 100x, further than
+#: any run of the corpus (label smoothing keeps its losses above ~0.2), and the tree, which never
+#: saw such a fall, calls it lr_too_high; per epoch, the swinging curve's first epoch hides its rise.
+HAND_XFAIL = {("healthy", "step"), ("healthy", "epoch"), ("lr_too_high", "epoch")}
+
+
+@pytest.mark.parametrize("view", ["step", "epoch"])
+@pytest.mark.parametrize("verdict", list(HAND))
+def test_verdict_on_hand_made_curves(verdict, view, request):
+    if (verdict, view) in HAND_XFAIL:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="the fitted rules mislabel this curve (issue 14)"))
+    if view == "step":
+        d = diagnose(HAND[verdict])
+    else:  # per epoch: means of 20 steps, at each epoch's last step
+        d = diagnose(HAND[verdict].reshape(-1, 20).mean(1), steps=np.arange(19, N, 20))
+    assert d.verdict == verdict, d.evidence
+
+
+@pytest.fixture
+def verdict_is(monkeypatch):
+    """Make the classifier return a given verdict, for the tests of what is built around it (span,
+    advice, binning, monitor, CLI), which must not depend on how good the fitted rules are."""
+
+    def fix(v: str) -> None:
+        monkeypatch.setattr(_diagnose, "classify", lambda ev: "diverged" if ev["explosion"] >= math.log(
+            _diagnose.EXPLOSION) else v)
+
+    return fix
+
+
+@pytest.mark.parametrize("verdict", list(HAND))
+def test_diagnosis_fields(verdict, verdict_is):
+    verdict_is(verdict)
+    d = diagnose(HAND[verdict])
+    assert d.verdict == verdict and d.verdict in _diagnose.VERDICTS
+    assert isinstance(d.advice, str) and d.advice.count(". ") == 0  # one sentence
+    assert 0 <= d.span[0] <= d.span[1] <= N - 1
+    assert set(_diagnose.TREE_FEATURES) <= set(d.evidence)
+
+
+def test_spans_say_which_steps(verdict_is):
+    verdict_is("lr_too_high")
+    assert diagnose(HAND["lr_too_high"]).span[0] == 0
+    verdict_is("lr_too_high_late")
+    late = diagnose(HAND["lr_too_high_late"])
+    assert 5 <= late.span[0] <= N // 4 and late.span[1] == N - 1  # from the end of the fast drop on
+    verdict_is("lr_too_low")
+    assert diagnose(HAND["lr_too_low"]).span == (0, N - 1)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_is_diverged(bad):
+    x = HAND["healthy"].copy()
+    x[300] = bad
+    x[301:] = math.nan
+    d = diagnose(x, steps=np.arange(N) * 10)
+    assert d.verdict == "diverged"
+    assert d.span == (3000, (N - 1) * 10)
+    assert d.evidence["first_nonfinite_step"] == 3000
+    assert "diverged" in d.advice
+
+
+def test_explosion_is_diverged():
+    x = np.concatenate([np.linspace(2.3, 2.0, 50), 2.0 * 10.0 ** np.linspace(0, 7, 50)])
+    d = diagnose(x)
+    assert d.verdict == "diverged", d.evidence
+    assert d.span[0] > 50
+
+
+def test_advice_names_the_lr(verdict_is):
+    lrs = np.full(N, 0.3)
+    verdict_is("lr_too_high")
+    assert "lower the peak lr from 0.3 to about 0.03 and train again from scratch" in diagnose(
+        HAND["lr_too_high"], lrs=lrs).advice
+    verdict_is("lr_too_low")
+    assert "raise the peak lr from 0.001 to about 0.01 and train again from scratch" in diagnose(
+        HAND["lr_too_low"], lrs=np.full(N, 0.001)).advice
+    verdict_is("lr_too_high_late")
+    late = diagnose(HAND["lr_too_high_late"], lrs=lrs)
+    assert "0.3" in late.advice and "0.03" in late.advice and "last epochs" in late.advice
+    x = HAND["healthy"].copy()
+    x[200:] = math.nan
+    assert "lower the peak lr from 0.3 to about 0.03" in diagnose(x, lrs=lrs).advice
+    # without lrs: the remedy, no number
+    verdict_is("lr_too_high")
+    assert "train again from scratch" in diagnose(HAND["lr_too_high"]).advice
+    verdict_is("healthy")
+    assert "fine" in diagnose(HAND["healthy"]).advice
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="at least 2"):
+        diagnose([1.0])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        diagnose(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="increasing"):
+        diagnose([1.0, 2.0, 3.0], steps=[0, 2, 1])
+    with pytest.raises(ValueError, match="lrs has 2 entries"):
+        diagnose([1.0, 2.0, 3.0], lrs=[0.1, 0.1])
+    with pytest.raises(TypeError):
+        diagnose(["a", "b"])
+
+
+@pytest.mark.parametrize("verdict", list(HAND))
+def test_long_curves_are_binned_and_keep_their_verdict(verdict):
+    x = np.repeat(HAND[verdict], 256)  # 102,400 steps: bins of 256, each one point of the short curve
+    d = diagnose(x)
+    assert d.verdict == diagnose(HAND[verdict]).verdict
+    assert d.evidence["bin_width"] == 256 and d.evidence["points"] <= _diagnose.MAX_BINS
+
+
+def test_plot_terminal_and_matplotlib():
+    d = diagnose(HAND["lr_too_high_late"])
+    text = d.plot(terminal=True)
+    assert "lr_too_high_late: steps" in text and "│" in text
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    fig = d.plot()
+    ax = fig.axes[0]
+    assert any(p.get_label() == "lr_too_high_late" for p in ax.patches)  # the span is shaded
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_import_fastlr_imports_no_heavy_module():
+    code = ("import sys, fastlr; fastlr.diagnose([2.3, 2.0, 1.9]); fastlr.LossMonitor();"
+            "import fastlr.callbacks;"
+            "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib', 'transformers', 'lightning', 'scipy')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# LossMonitor.
+
+
+def _feed(m: LossMonitor, x: np.ndarray, steps: np.ndarray | None = None) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for i, v in enumerate(x):
+            m.update(v, None if steps is None else steps[i])
+    return [x for x in w if issubclass(x.category, LossMonitorWarning)]
+
+
+def test_monitor_warns_once_per_new_verdict():
+    m = LossMonitor()
+    x = np.concatenate([np.repeat(HAND["lr_too_high"], 5), [math.nan] * 500])
+    w = _feed(m, x)
+    assert [str(e.message).split(":")[1].split()[0] for e in w] == ["lr_too_high", "diverged"]
+    assert m.warned == ["lr_too_high", "diverged"]
+    assert m.verdict == "diverged" and len(m) == len(x)
+    assert w[0].filename == __file__  # the warning points at the caller's update()
+    # a healthy run: no warning at all, and the verdict is there at the end
+    m = LossMonitor()
+    assert _feed(m, np.repeat(HAND["healthy"], 3)) == []
+    assert m.verdict == "healthy"
+    # warn=False: the verdicts, no warnings
+    m = LossMonitor(warn=False)
+    assert _feed(m, np.repeat(HAND["lr_too_low"], 3)) == [] and m.verdict == "lr_too_low"
+
+
+def test_monitor_before_min_points():
+    m = LossMonitor(min_points=50)
+    _feed(m, HAND["healthy"][:49])
+    assert m.verdict is None and m.diagnosis is None
+    m.update(math.inf)
+    assert m.verdict == "diverged"
+
+
+@pytest.mark.parametrize("view", _corpus.VIEWS)
+def test_monitor_agrees_with_diagnose_at_the_end(view):
+    curves = [c for c in _corpus.load(str(CORPUS), [view]) if c.meta["seed"] == 1][::3]
+    assert len(curves) > 20
+    for c in curves:
+        m = LossMonitor(warn=False, min_points=2)
+        for s, v in zip(c.steps, c.losses):
+            m.update(v, step=s)
+        assert m.verdict == diagnose(c.losses, steps=c.steps).verdict, c.meta
+
+
+def test_monitor_update_is_cheap(monkeypatch):
+    """The structure behind the 2 µs budget (benchmarks/test_bench_diagnose.py times it): over 10^5
+    updates the monitor diagnoses O(log n) times and folds its buffer every FLUSH updates."""
+    calls = collections.Counter()
+    real_diag, real_fold = _diagnose._diagnose_binned, LossMonitor._fold
+    monkeypatch.setattr(_diagnose, "_diagnose_binned", lambda *a: calls.update(["diagnose"]) or real_diag(*a))
+    monkeypatch.setattr(LossMonitor, "_fold", lambda self: calls.update(["fold"]) or real_fold(self))
+    m = LossMonitor(warn=False)
+    for v in np.repeat(HAND["lr_too_high_late"], 250):
+        m.update(v)
+    assert calls["diagnose"] <= math.log(100_000 / 50) / math.log(m.growth) + 2
+    assert calls["fold"] <= 100_000 / LossMonitor.FLUSH + 2 * calls["diagnose"] + 2  # update + _arrays
+    assert len(m._buf) < LossMonitor.FLUSH and len(m._sums) <= _diagnose.MAX_BINS
+
+
+def test_monitor_bins_are_diagnose_bins():
+    x = _noisy(np.repeat(HAND["lr_too_high_late"], 33), 0.3)  # 13,200 points: the bins merge 5 times
+    m = LossMonitor(warn=False)
+    for i, v in enumerate(x):
+        m.update(v, lr=0.1)
+    steps, losses, lrs = m._arrays()
+    ref_steps, ref_losses = _diagnose._bin(np.arange(len(x), dtype=float), x)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
+    np.testing.assert_allclose(steps, ref_steps, rtol=1e-12)
+    np.testing.assert_allclose(lrs, 0.1, rtol=1e-12)
+    assert m.verdict == diagnose(x).verdict
+    assert "0.1" in m.diagnosis.advice  # the lrs it was given
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line.
+
+
+def _cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from fastlr.__main__ import main
+
+    rc = main(args)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_tensorboard_and_wandb_csv(tmp_path, capsys, verdict_is):
+    verdict_is("lr_too_high_late")
+    x = HAND["lr_too_high_late"]
+    tb = tmp_path / "tb.csv"
+    with open(tb, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Wall time", "Step", "Value"])
+        for i, v in enumerate(x):
+            w.writerow([1700000000 + i, i * 10, v])
+    rc, out, _ = _cli(["diagnose", str(tb)], capsys)
+    assert rc == 0
+    assert "verdict: lr_too_high_late" in out and "advice:" in out and "step 3990" in out
+    wb = tmp_path / "wandb.csv"
+    with open(wb, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Step", "run-1 - train/loss", "run-1 - train/loss__MIN", "run-1 - train/learning_rate"])
+        for i, v in enumerate(HAND["lr_too_low"]):
+            w.writerow([i, v if i % 7 else "", v, 0.001])
+    verdict_is("lr_too_low")
+    rc, out, _ = _cli(["diagnose", "--ascii", str(wb)], capsys)
+    assert rc == 0 and "verdict: lr_too_low" in out
+    assert "raise the peak lr from 0.001 to about 0.01" in out and "│" not in out
+
+
+def test_cli_json(tmp_path, capsys, verdict_is):
+    verdict_is("lr_too_high")
+    p = tmp_path / "losses.json"
+    p.write_text(json.dumps([float(v) for v in HAND["lr_too_high"]]))
+    rc, out, _ = _cli(["diagnose", str(p)], capsys)
+    assert rc == 0 and "verdict: lr_too_high\n" in out
+    p.write_text(json.dumps([2.3, 2.1, None, None]))
+    rc, out, _ = _cli(["diagnose", str(p)], capsys)
+    assert rc == 0 and "verdict: diverged" in out
+    verdict_is("healthy")
+    p.write_text(json.dumps([{"step": i * 5, "loss": float(v)} for i, v in enumerate(HAND["healthy"])]))
+    rc, out, _ = _cli(["diagnose", str(p)], capsys)
+    assert rc == 0 and "verdict: healthy" in out and "step 1995" in out
+
+
+def test_cli_errors(tmp_path, capsys):
+    p = tmp_path / "x.csv"
+    p.write_text("step,accuracy\n0,0.1\n1,0.2\n")
+    rc, _, err = _cli(["diagnose", str(p)], capsys)
+    assert rc == 2 and "no loss column" in err
+    rc, _, err = _cli(["diagnose", str(tmp_path / "missing.csv")], capsys)
+    assert rc == 2 and "error" in err
+
+
+def test_cli_as_a_module(tmp_path):
+    p = tmp_path / "l.json"
+    p.write_text(json.dumps([float(v) for v in HAND["lr_too_low"]]))
+    r = subprocess.run([sys.executable, "-m", "fastlr", "diagnose", str(p)], capture_output=True, text=True)
+    assert r.returncode == 0 and "verdict: lr_too_low" in r.stdout
+
+
+# --------------------------------------------------------------------------------------------------
+# Callbacks.
+
+
+def test_callbacks_module_without_the_frameworks():
+    import fastlr.callbacks as cb
+
+    with pytest.raises(AttributeError):
+        cb.NoSuchCallback  # noqa: B018
+
+
+def test_transformers_callback_through_the_trainers_callback_handler():
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from fastlr.callbacks import LossMonitorCallback
+    from transformers.trainer_callback import (
+        CallbackHandler,
+        TrainerControl,
+        TrainerState,
+    )
+
+    cb = LossMonitorCallback(min_points=20)
+    assert isinstance(cb, transformers.TrainerCallback)
+    model = torch.nn.Linear(2, 1)
+    handler = CallbackHandler([cb], model, None, None, None)
+    state, control = TrainerState(), TrainerControl()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for i, v in enumerate(HAND["lr_too_high"]):
+            state.global_step = (i + 1) * 10
+            handler.on_log(None, state, control, {"loss": float(v), "learning_rate": 0.3, "epoch": i / 40})
+        handler.on_log(None, state, control, {"eval_loss": 1.0})  # not a training log: ignored
+    assert len(cb.monitor) == N
+    assert cb.monitor.verdict == "lr_too_high"
+    assert "from 0.3 to about 0.03" in cb.monitor.diagnosis.advice
+    assert sum(issubclass(x.category, LossMonitorWarning) for x in w) == 1
+
+
+def test_transformers_callback_in_a_real_trainer(tmp_path):
+    pytest.importorskip("accelerate")  # transformers' Trainer needs it
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from fastlr.callbacks import LossMonitorCallback
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1)
+
+        def forward(self, x, labels=None):
+            out = self.lin(x).squeeze(-1)
+            return {"loss": torch.nn.functional.mse_loss(out, labels), "logits": out}
+
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(64, 4, generator=g)
+    data = [{"x": xs[i], "labels": xs[i].sum()} for i in range(64)]
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), max_steps=60, per_device_train_batch_size=8,
+                                          logging_steps=1, learning_rate=1e-3, report_to=[], use_cpu=True,
+                                          save_strategy="no", lr_scheduler_type="constant")
+    cb = LossMonitorCallback(min_points=10, warn=False)
+    transformers.Trainer(model=Model(), args=args, train_dataset=data, callbacks=[cb]).train()
+    assert len(cb.monitor) == 60
+    assert cb.monitor.verdict in _diagnose.VERDICTS
+
+
+def test_lightning_callback_in_a_real_trainer():
+    torch = pytest.importorskip("torch")
+    if os.environ.get("FASTLR_REQUIRE_LIGHTNING") == "1":
+        import lightning.pytorch as L
+    else:
+        L = pytest.importorskip("lightning.pytorch")
+    from fastlr.callbacks import LightningLossMonitor
+
+    class Tiny(L.LightningModule):
+        def __init__(self, lr: float) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(8, 1)
+            self.lr = lr
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+
+    def fit(lr: float) -> LightningLossMonitor:
+        cb = LightningLossMonitor(min_points=10)
+        trainer = L.Trainer(max_epochs=3, callbacks=[cb], logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(Tiny(lr), loader)
+        return cb
+
+    cb = fit(10.0)  # SGD at lr 10 on this regression blows up
+    assert cb.monitor.verdict == "diverged"
+    assert "diverged" in cb.monitor.warned
+    assert "from 10 to about 1" in cb.monitor.diagnosis.advice  # the optimizer's lr, read by the callback
+    cb = fit(0.01)
+    assert len(cb.monitor) == 96  # every training batch
+    assert cb.monitor.verdict in _diagnose.VERDICTS and "diverged" not in cb.monitor.warned
