@@ -4,9 +4,9 @@
 2. Train at that peak with a warm-up + cosine schedule (``fastlr.ScheduledLR``), watched by a
    ``fastlr.LossMonitor``, and diagnose the whole loss curve with ``fastlr.diagnose``.
 3. Three deliberately bad runs, each diagnosed: far too low a peak lr (/1000), far too high a
-   constant lr (x30), and a constant lr a few times the good one (x3) that is never decayed. The
-   script prints how each run was made beside the verdict: the diagnosis is right on about 80% of
-   the curves of fastlr's corpus, not on all (tests/data/loss_curves.md).
+   constant lr (x30), and a constant lr a few times the good one (x5) that is never decayed. The
+   script prints how each run was made beside the verdict: the diagnosis is not always right
+   (tests/data/loss_curves.md has how often it is).
 
 Run it with ``python examples/choose_lr.py`` (needs torch and scikit-learn:
 ``pip install 'fastlr[test]'`` has both). It prints each stage as it goes.
@@ -105,11 +105,12 @@ def main() -> None:
         warnings.simplefilter("ignore", fastlr.LossMonitorWarning)  # the verdicts are printed below
         low = train(X, y, S.warmup(S.cosine(1.0, steps - warm), warm), peak / 1000, "peak lr / 1000")
         high = train(X, y, S.constant(1.0), peak * 30, "constant lr x 30")
-        late = train(X, y, S.constant(1.0), peak * 3, "constant lr x 3, never decayed")
+        late = train(X, y, S.constant(1.0), peak * 5, "constant lr x 5, never decayed")
     made = (("healthy", good), ("lr_too_low", low), ("lr_too_high", high), ("lr_too_high_late", late))
     agree = sum(d.verdict == label for label, d in made)
     say("how each run was made -> diagnose's verdict: " + ", ".join(f"{label} -> {d.verdict}" for label, d in made))
-    say(f"diagnose agrees on {agree} of 4 (its measured accuracy is about 80%: tests/data/loss_curves.md)")
+    say(f"diagnose agrees on {agree} of 4 (on fastlr's corpus it is right on 94% of the curves, 87% on the datasets"
+        " and models held out from its fit: tests/data/loss_curves.md)")
 
 
 if __name__ == "__main__":

@@ -43,17 +43,18 @@ def _accuracy(rows: list[tuple[_corpus.Curve, str]]) -> tuple[float, dict[str, f
     return overall, {k: ok[k] / per[k] for k in per}, dict(per)
 
 
-#: The issue's target is 90% overall and 80% in each class, on the corpus and on its held-out part.
-#: It is NOT met yet (tests/data/loss_curves.md has the numbers and why): these floors are the
-#: accuracy measured when the rules were fitted, less 3 points, so that a change which makes the
-#: diagnosis worse fails here. Raise them as the rules improve; never lower them to pass.
+#: The issue's target: 90% overall and 80% in each class, on the corpus and on its held-out part. It is
+#: met on the whole corpus and on the tuning part, NOT on the held-out part (tests/data/loss_curves.md
+#: has the numbers and why). The floors are the accuracy measured when the forest was fitted, less 3
+#: points, so that a change which makes the diagnosis worse fails here. Raise them as it improves;
+#: never lower them to pass.
 TARGET_OVERALL, TARGET_PER_CLASS = 0.90, 0.80
 FLOORS = {
-    "all": (0.77, {"healthy": 0.74, "lr_too_high": 0.58, "lr_too_high_late": 0.77, "lr_too_low": 0.72,
+    "all": (0.90, {"healthy": 0.89, "lr_too_high": 0.80, "lr_too_high_late": 0.87, "lr_too_low": 0.93,
                    "diverged": 0.97}),
-    "tuning": (0.78, {"healthy": 0.72, "lr_too_high": 0.66, "lr_too_high_late": 0.82, "lr_too_low": 0.72,
+    "tuning": (0.92, {"healthy": 0.90, "lr_too_high": 0.86, "lr_too_high_late": 0.93, "lr_too_low": 0.93,
                       "diverged": 0.97}),
-    "heldout": (0.72, {"healthy": 0.78, "lr_too_high": 0.33, "lr_too_high_late": 0.60, "lr_too_low": 0.72,
+    "heldout": (0.83, {"healthy": 0.82, "lr_too_high": 0.61, "lr_too_high_late": 0.62, "lr_too_low": 0.92,
                        "diverged": 0.97}),
 }
 
@@ -77,7 +78,7 @@ def test_accuracy_on_the_corpus(scored, part):
 def test_corpus_is_what_the_doc_says():
     runs, info = _corpus.load_runs(str(CORPUS))
     datasets = {r.dataset for r in runs}
-    assert {"digits", "wine", "breast_cancer", "iris", "diabetes"} <= datasets
+    assert {"digits", "wine", "breast_cancer", "iris", "diabetes", "friedman"} <= datasets
     assert {r.model for r in runs} == {"linear", "mlp", "mlp2", "cnn"}
     assert {r.optimizer for r in runs} == {"sgd", "momentum", "adamw"}
     assert {r.seed for r in runs} == {0, 1, 2}
@@ -102,6 +103,28 @@ def test_corpus_is_what_the_doc_says():
         assert f"| `{label}` | {counts[label]} |" in doc
 
 
+def test_forest_is_scikit_learns_and_fitted_on_the_tuning_part(tmp_path):
+    """The numpy evaluation of the shipped forest gives scikit-learn's predict_proba, and fitting again on
+    the corpus's tuning part (with the scikit-learn version that fitted it) gives the shipped arrays."""
+    sklearn = pytest.importorskip("sklearn")
+    shipped = _diagnose._forest()
+    if sklearn.__version__ != shipped["meta"]["sklearn"]:
+        pytest.skip(f"the forest was fitted with scikit-learn {shipped['meta']['sklearn']}, this is {sklearn.__version__}")
+    clf, n = _corpus._fit(str(CORPUS))
+    assert n == shipped["meta"]["curves"]
+    out = tmp_path / "forest.npz"
+    _corpus.fit_forest(str(CORPUS), str(out))
+    again = _diagnose._load_forest(out)
+    for k in ("feature", "threshold", "left", "right", "value", "roots"):
+        np.testing.assert_array_equal(again[k], shipped[k], err_msg=k)
+    X, y = _corpus.tuning_features(str(CORPUS))
+    proba = clf.predict_proba(X[::7])
+    for row, p in zip(X[::7], proba):
+        shares = _diagnose.verdict_shares(dict(zip(_diagnose.FOREST_FEATURES, row)))
+        np.testing.assert_allclose([shares[c] for c in clf.classes_], p, rtol=1e-5, atol=1e-6)
+        assert max(shares, key=shares.__getitem__) == clf.classes_[int(np.argmax(p))]
+
+
 def test_generator_is_deterministic_and_reproduces_a_slice(tmp_path):
     """Train one configuration again (iris, logistic regression, plain SGD, seed 0): the sweep finds the
     same lr*, and the runs, their labels and lrs are the shipped ones (losses to float32 rounding)."""
@@ -115,8 +138,8 @@ def test_generator_is_deterministic_and_reproduces_a_slice(tmp_path):
     for a, b in zip(runs, shipped):
         assert (a.lr, a.lr_star, a.schedule, a.steps_per_epoch) == (b.lr, b.lr_star, b.schedule, b.steps_per_epoch)
         np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4, atol=1e-6, equal_nan=True)
-    # and the views derived from them are deterministic (the noisy one is seeded by the run's index)
-    v1, v2 = _corpus.views(runs[0].losses, runs[0].steps_per_epoch, 7), _corpus.views(runs[0].losses, runs[0].steps_per_epoch, 7)
+    # and the views derived from them are deterministic
+    v1, v2 = _corpus.views(runs[0].losses, runs[0].steps_per_epoch), _corpus.views(runs[0].losses, runs[0].steps_per_epoch)
     for k in v1:
         np.testing.assert_array_equal(v1[k][1], v2[k][1])
     path = tmp_path / "slice.npz"
@@ -156,18 +179,9 @@ HAND = {
 }
 
 
-#: Hand-made curves the fitted rules get wrong today (issue 14 stays open on the accuracy): strict,
-#: so that a fix shows up here as an unexpected pass. The healthy curve falls 100x, further than
-#: any run of the corpus (label smoothing keeps its losses above ~0.2), and the tree, which never
-#: saw such a fall, calls it lr_too_high; per epoch, the swinging curve's first epoch hides its rise.
-HAND_XFAIL = {("healthy", "step"), ("healthy", "epoch"), ("lr_too_high", "epoch")}
-
-
 @pytest.mark.parametrize("view", ["step", "epoch"])
 @pytest.mark.parametrize("verdict", list(HAND))
-def test_verdict_on_hand_made_curves(verdict, view, request):
-    if (verdict, view) in HAND_XFAIL:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the fitted rules mislabel this curve (issue 14)"))
+def test_verdict_on_hand_made_curves(verdict, view):
     if view == "step":
         d = diagnose(HAND[verdict])
     else:  # per epoch: means of 20 steps, at each epoch's last step
@@ -194,7 +208,7 @@ def test_diagnosis_fields(verdict, verdict_is):
     assert d.verdict == verdict and d.verdict in _diagnose.VERDICTS
     assert isinstance(d.advice, str) and d.advice.count(". ") == 0  # one sentence
     assert 0 <= d.span[0] <= d.span[1] <= N - 1
-    assert set(_diagnose.TREE_FEATURES) <= set(d.evidence)
+    assert set(_diagnose.FOREST_FEATURES) <= set(d.evidence)
 
 
 def test_spans_say_which_steps(verdict_is):
@@ -318,6 +332,45 @@ def test_monitor_warns_once_per_new_verdict():
     # warn=False: the verdicts, no warnings
     m = LossMonitor(warn=False)
     assert _feed(m, np.repeat(HAND["lr_too_low"], 3)) == [] and m.verdict == "lr_too_low"
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        m.finish()
+    assert w == []
+
+
+@pytest.mark.parametrize("verdict", ["lr_too_low", "lr_too_high_late"])
+def test_monitor_warns_whole_run_verdicts_at_finish(verdict):
+    """lr_too_low and lr_too_high_late are about the whole run: no warning mid-run, whatever the checks
+    say, one at finish() (pointing at the caller), and none again at a second finish()."""
+    m = LossMonitor()
+    mid = _feed(m, np.repeat(HAND[verdict], 3))
+    # (the prefix of the slow, noisy fall can look like swinging: an early lr_too_high warning is allowed)
+    assert not any(x in str(e.message) for e in mid for x in ("lr_too_low", "lr_too_high_late"))
+    assert m.verdict == verdict and verdict not in m.warned
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        d = m.finish()
+        m.finish()
+    assert d.verdict == verdict
+    assert [str(e.message).split(":")[1].split()[0] for e in w] == [verdict]
+    assert w[0].filename == __file__
+    assert m.warned[-1] == verdict and m.warned.count(verdict) == 1
+
+
+def test_monitor_warns_lr_too_high_after_two_checks(monkeypatch):
+    """A single scheduled check that says lr_too_high does not warn; two in a row do."""
+    seq = iter(["lr_too_high", "healthy", "lr_too_high", "lr_too_high"] + ["healthy"] * 100)
+    monkeypatch.setattr(_diagnose, "classify", lambda ev: next(seq))
+    m = LossMonitor(min_points=10, growth=2.0)
+    counts = []
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for i in range(200):
+            m.update(1.0 + 0.01 * math.sin(i))
+            if w and not counts:
+                counts.append(len(m))
+    assert m.warned == ["lr_too_high"]
+    assert counts == [80]  # checks at 10, 20, 40, 80: the second of two in a row
 
 
 def test_monitor_before_min_points():

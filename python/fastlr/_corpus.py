@@ -33,8 +33,8 @@ and the CNN. Training: the whole dataset (standardised features; digits' pixels 
 digits, so that an epoch has at most 30 steps), at least 15 epochs and about 300 steps, cross-entropy
 with label smoothing 0.1 (MSE for diabetes), SGD and SGD + momentum 0.9 with weight decay 5e-4,
 AdamW with its default 0.01. Each run gives four views (:func:`views`): the raw per-step batch loss,
-the same smoothed as TensorBoard smooths (EMA 0.9, debiased), the per-epoch mean (at the epoch's
-last step), and the per-epoch mean with 10% log-normal noise. The file stores the raw per-step
+the same smoothed as TensorBoard smooths (EMA 0.9, debiased), the per-epoch mean, and the last batch
+loss of each epoch (per epoch, with the run's own batch noise). The file stores the raw per-step
 losses only; the views are derived from them, deterministically, by :func:`load`. numpy only at
 import; training needs torch and scikit-learn, imported when a run starts.
 """
@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 LABELS = ("healthy", "lr_too_high", "lr_too_high_late", "lr_too_low", "diverged")
-VIEWS = ("step", "step_ema", "epoch", "epoch_noisy")
-DATASETS = ("digits", "wine", "breast_cancer", "iris", "diabetes", "california_housing")
+VIEWS = ("step", "step_ema", "epoch", "epoch_last")
+DATASETS = ("digits", "wine", "breast_cancer", "iris", "diabetes", "friedman", "california_housing")
 MODELS = ("linear", "mlp", "mlp2", "cnn")
 OPTIMIZERS = ("sgd", "momentum", "adamw")
 SEEDS = (0, 1, 2)
@@ -117,15 +117,19 @@ def epoch_means(x: np.ndarray, steps_per_epoch: int) -> tuple[np.ndarray, np.nda
     return np.arange(1, n + 1) * steps_per_epoch - 1, means
 
 
-def views(run_losses: np.ndarray, steps_per_epoch: int, key: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The four views of one run: ``{view: (steps, losses)}``; ``key`` seeds the noise of ``epoch_noisy``."""
+def views(run_losses: np.ndarray, steps_per_epoch: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The four views of one run: ``{view: (steps, losses)}``.
+
+    ``step``: every batch loss; ``step_ema``: the same smoothed as TensorBoard smooths; ``epoch``: the
+    mean of each epoch's batch losses (a logger that averages over the epoch); ``epoch_last``: the last
+    batch loss of each epoch (a loop that prints ``loss.item()`` at the end of each epoch), so per
+    epoch with the batch-to-batch noise of the run itself. Both per-epoch views sit at each epoch's
+    last step."""
     x = np.asarray(run_losses, dtype=np.float64)
     steps = np.arange(len(x))
     es, em = epoch_means(x, steps_per_epoch)
-    rng = np.random.default_rng(1_000_003 * key + 17)
-    with np.errstate(invalid="ignore", over="ignore"):
-        noisy = em * np.exp(rng.normal(0.0, 0.1, len(em)))
-    return {"step": (steps, x), "step_ema": (steps, ema(x)), "epoch": (es, em), "epoch_noisy": (es, noisy)}
+    last = x[steps_per_epoch - 1:len(es) * steps_per_epoch:steps_per_epoch]
+    return {"step": (steps, x), "step_ema": (steps, ema(x)), "epoch": (es, em), "epoch_last": (es, last)}
 
 
 @dataclass
@@ -165,7 +169,7 @@ def curves(runs: Iterable[Run], view_names: Iterable[str] = VIEWS) -> Iterator[C
     names = tuple(view_names)
     for i, r in enumerate(runs):
         table = lr_table(r.schedule, r.lr, len(r.losses))
-        for view, (steps, losses) in views(r.losses, r.steps_per_epoch, i).items():
+        for view, (steps, losses) in views(r.losses, r.steps_per_epoch).items():
             if view in names:
                 yield Curve(r.label, view, steps, losses, table[steps], {**r.meta(), "run": i})
 
@@ -201,7 +205,12 @@ def _dataset(name: str) -> tuple[Any, Any, str]:
     """Standardised features and targets of a scikit-learn dataset: (X float32, y, task)."""
     import sklearn.datasets as D
 
-    if name == "california_housing":
+    if name == "friedman":
+        # Friedman's regression problem #1, noiseless, from scikit-learn's generator: the loss of a model
+        # that can fit it falls by orders of magnitude (the label-smoothed classifications stop near 0.3)
+        X, y = D.make_friedman1(n_samples=1000, n_features=10, noise=0.0, random_state=0)
+        task = "regression"
+    elif name == "california_housing":
         d = D.fetch_california_housing()  # downloads: fails without the internet (then skipped)
         X, y, task = d.data, d.target, "regression"
     else:
@@ -464,35 +473,63 @@ def features(curve: Curve) -> dict[str, float] | None:
     return evidence(_bin(np.asarray(curve.steps, dtype=np.float64), curve.losses)[1])
 
 
-def fit_rules(path: str, max_depth: int = 5, min_leaf: int = 15, names: Iterable[str] | None = None) -> str:
-    """Fit the decision tree of :func:`fastlr._diagnose.classify` on the *tuning* part of the corpus
-    (never the held-out part) and return it as the ``_TREE`` table that ``_diagnose.py`` holds.
-    Needs scikit-learn. The curves with a NaN/inf are left out: they are ``diverged`` by rule."""
-    from sklearn.tree import DecisionTreeClassifier
+#: The forest of :func:`fastlr._diagnose.classify`: scikit-learn's RandomForestClassifier with these
+#: settings (classes balanced, seed 0, one job: the fit is deterministic for one scikit-learn version).
+FOREST = {"n_estimators": 50, "max_depth": 10, "min_samples_leaf": 4}
 
-    from ._diagnose import TREE_FEATURES
 
-    feats = list(names or TREE_FEATURES)
+def tuning_features(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence (``FOREST_FEATURES`` columns) and labels of the finite curves of the tuning part."""
+    from ._diagnose import FOREST_FEATURES
+
     rows, labels = [], []
     for c in load(path):
         ev = features(c)
         if ev is None or c.heldout:
             continue
-        rows.append([ev[k] for k in feats])
+        rows.append([ev[k] for k in FOREST_FEATURES])
         labels.append(c.label)
-    clf = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf, class_weight="balanced",
-                                 random_state=0).fit(np.array(rows), np.array(labels))
-    t = clf.tree_
-    lines = ["_TREE = ("]
-    for i in range(t.node_count):
-        if t.children_left[i] < 0:
-            label = str(clf.classes_[int(np.argmax(t.value[i][0]))])
-            lines.append(f"    (None, 0.0, 0, 0, {label!r}),  # {i}")
-        else:
-            lines.append(f"    ({feats[t.feature[i]]!r}, {t.threshold[i]:.6g}, {t.children_left[i]}, "
-                         f"{t.children_right[i]}, None),  # {i}")
-    lines.append(")")
-    return "\n".join(lines)
+    return np.array(rows), np.array(labels)
+
+
+def _fit(path: str) -> tuple[Any, int]:
+    """scikit-learn's forest fitted on the tuning part (and the number of curves it saw)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = tuning_features(path)
+    clf = RandomForestClassifier(**FOREST, class_weight="balanced", random_state=0, n_jobs=1)
+    return clf.fit(X, y), len(y)
+
+
+def fit_forest(path: str, out: str) -> dict[str, Any]:
+    """Fit the random forest of :func:`fastlr._diagnose.classify` on the *tuning* part of the corpus at
+    ``path`` (never the held-out part) and write it to ``out`` as the flat arrays that ``_diagnose``
+    reads (``python -m fastlr._corpus --fit CORPUS`` writes ``python/fastlr/_diagnose_forest.npz``).
+    Curves with a NaN/inf are left out: they are ``diverged`` by rule. Needs scikit-learn."""
+    import sklearn
+
+    from ._diagnose import FOREST_FEATURES
+
+    clf, n = _fit(path)
+    feature, threshold, left, right, value, roots = [], [], [], [], [], []
+    for est in clf.estimators_:
+        t = est.tree_
+        base = sum(len(f) for f in feature)
+        roots.append(base)
+        leaf = t.children_left < 0
+        feature.append(np.where(leaf, -1, t.feature).astype(np.int16))
+        threshold.append(t.threshold.astype(np.float64))
+        left.append(np.where(leaf, -1, t.children_left + base).astype(np.int32))
+        right.append(np.where(leaf, -1, t.children_right + base).astype(np.int32))
+        v = t.value[:, 0, :]
+        value.append((v / v.sum(axis=1, keepdims=True)).astype(np.float32))  # class shares of each leaf
+    meta = {"classes": [str(c) for c in clf.classes_], "features": list(FOREST_FEATURES), "forest": FOREST,
+            "sklearn": sklearn.__version__, "curves": n}
+    np.savez_compressed(out, feature=np.concatenate(feature), threshold=np.concatenate(threshold),
+                        left=np.concatenate(left), right=np.concatenate(right), value=np.concatenate(value),
+                        roots=np.array(roots, dtype=np.int32),
+                        meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8))
+    return meta
 
 
 def describe(path: str) -> str:
@@ -524,11 +561,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optimizers", default=",".join(OPTIMIZERS))
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--jobs", type=int, default=1, help="processes (the result does not depend on it)")
-    p.add_argument("--fit", metavar="CORPUS", help="print the decision tree fitted on CORPUS's tuning part, and exit")
+    p.add_argument("--fit", metavar="CORPUS", help="fit diagnose's forest on CORPUS's tuning part, write it to "
+                   "python/fastlr/_diagnose_forest.npz (or --forest), and exit")
+    p.add_argument("--forest", default=None, help="where --fit writes the forest")
     p.add_argument("--describe", metavar="CORPUS", help="print CORPUS's counts as markdown tables, and exit")
     a = p.parse_args(argv)
     if a.fit:
-        print(fit_rules(a.fit))
+        import pathlib
+
+        out = a.forest or str(pathlib.Path(__file__).with_name("_diagnose_forest.npz"))
+        meta = fit_forest(a.fit, out)
+        print(f"wrote {out}: {meta['forest']} on {meta['curves']} curves (scikit-learn {meta['sklearn']})")
         return 0
     if a.describe:
         print(describe(a.describe))

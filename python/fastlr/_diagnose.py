@@ -3,8 +3,10 @@
 numpy only. A curve is first reduced to at most ``MAX_BINS`` bins of ``2**k`` consecutive points
 (the mean loss and mean step of each), the same bins that :class:`LossMonitor` keeps as it goes, so
 the monitor needs O(1) memory and agrees with :func:`diagnose` on the same losses. The verdict comes
-from a few scale-free numbers of the binned curve (the ``evidence``), compared with thresholds tuned
-on the tuning part of fastlr's corpus of real training runs (tests/data/loss_curves.md).
+from scale-free numbers of the binned curve (the ``evidence``): NaN, inf or an explosion is
+``diverged`` by rule; otherwise a random forest of 50 small trees votes, fitted on the tuning part
+of fastlr's corpus of real training runs (tests/data/loss_curves.md) and shipped as flat arrays
+(``_diagnose_forest.npz``), evaluated here with numpy.
 """
 
 from __future__ import annotations
@@ -169,6 +171,10 @@ def _more(y: np.ndarray, s: np.ndarray, resid: np.ndarray, start: float, end: fl
         "head_over_range": float(s[: max(int(0.25 * n), 1)].max() - lo) / rng,
         "fall_over_noise": min((float(y[0]) - end) / max(noise, 1e-6), 1e6),
         "band_mid_over_fall": float(np.median(resid[int(0.3 * n):int(0.6 * n) + 1])) / max(abs(start - end), 1e-9),
+        # the second half's step-to-step moves on the log scale: their size, and how one-sided they are
+        # (a steady slide is -1, a flat line that only jitters is 0)
+        "half2_moves": float(np.median(np.abs(np.diff(half)))) if len(half) > 1 else 0.0,
+        "half2_direction": float(np.mean(np.sign(np.diff(half)))) if len(half) > 1 else 0.0,
     }
 
 
@@ -179,15 +185,16 @@ def _share(y: np.ndarray, frac: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# The rules. Thresholds tuned on the tuning part of the corpus only (tests/data/loss_curves.md).
+# The rules: NaN/inf and explosions by rule, the rest by a forest fitted on the tuning part of the corpus
+# only (tests/data/loss_curves.md).
 
 #: A finite curve whose largest point is this many times its start has exploded (diverged).
 EXPLOSION = 1e4
 
 
-#: The evidence the tree may read: log-scale falls, shares of the fall, ranges and noise (no raw loss
+#: The evidence the forest reads: log-scale falls, shares of the fall, ranges and noise (no raw loss
 #: level, no point count).
-TREE_FEATURES = (
+FOREST_FEATURES = (
     "head_rise", "head_peak", "first_drop", "fall", "fall_from_first", "fall_share_10pct", "fall_share_25pct",
     "fall_share_50pct", "slide_second_half", "slide_last_quarter", "band_mid", "band_end", "swing", "min_at",
     "rebound", "explosion", "first_drop_share", "fall_after_first", "late_fall_share",
@@ -195,61 +202,64 @@ TREE_FEATURES = (
     "falling_steps", "trend_over_band", "rest_fall_share_25pct", "rest_fall_share_50pct",
     "stuck", "noise_over_range", "noise_end_over_range", "noise_end_over_mid", "falling_share", "end_over_range",
     "fall_over_range", "end_above_min", "mid_above_end", "late_peak", "head_over_range", "fall_over_noise",
-    "band_mid_over_fall",
+    "band_mid_over_fall", "half2_moves", "half2_direction",
 )
 
-#: The decision tree over the evidence: (feature, threshold, left, right, verdict) per node; a node
-#: with a feature sends ``ev[feature] <= threshold`` left. Fitted by ``python -m fastlr._corpus --fit``
-#: on the tuning part of the corpus (never the held-out part).
-_TREE: tuple[tuple[str | None, float, int, int, str | None], ...] = (
-    ('head_rise', 0.189493, 1, 26, None),  # 0
-    ('explosion', 0.161344, 2, 17, None),  # 1
-    ('falling_share', 0.752133, 3, 10, None),  # 2
-    ('profile_1', 0.426983, 4, 7, None),  # 3
-    ('fall_share_25pct', 0.454459, 5, 6, None),  # 4
-    (None, 0.0, 0, 0, 'lr_too_low'),  # 5
-    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 6
-    ('first_drop', 0.181838, 8, 9, None),  # 7
-    (None, 0.0, 0, 0, 'healthy'),  # 8
-    (None, 0.0, 0, 0, 'lr_too_low'),  # 9
-    ('fall_after_first', 1.12616, 11, 14, None),  # 10
-    ('profile_6', 0.107243, 12, 13, None),  # 11
-    (None, 0.0, 0, 0, 'lr_too_low'),  # 12
-    (None, 0.0, 0, 0, 'healthy'),  # 13
-    ('fall_share_10pct', 0.510612, 15, 16, None),  # 14
-    (None, 0.0, 0, 0, 'healthy'),  # 15
-    (None, 0.0, 0, 0, 'healthy'),  # 16
-    ('fall_from_first', 2.47433, 18, 25, None),  # 17
-    ('end_above_min', 0.0232399, 19, 22, None),  # 18
-    ('falling_share', 0.757525, 20, 21, None),  # 19
-    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 20
-    (None, 0.0, 0, 0, 'healthy'),  # 21
-    ('profile_0', 0.547138, 23, 24, None),  # 22
-    (None, 0.0, 0, 0, 'lr_too_high_late'),  # 23
-    (None, 0.0, 0, 0, 'healthy'),  # 24
-    (None, 0.0, 0, 0, 'lr_too_high'),  # 25
-    ('end_over_range', -0.341962, 27, 30, None),  # 26
-    ('fall_from_first', 1.10892, 28, 29, None),  # 27
-    (None, 0.0, 0, 0, 'healthy'),  # 28
-    (None, 0.0, 0, 0, 'healthy'),  # 29
-    ('end_over_range', -0.248657, 31, 32, None),  # 30
-    (None, 0.0, 0, 0, 'lr_too_high'),  # 31
-    ('noise_over_range', 0.168631, 33, 34, None),  # 32
-    (None, 0.0, 0, 0, 'lr_too_high'),  # 33
-    (None, 0.0, 0, 0, 'lr_too_high'),  # 34
-)
+_FOREST: dict[str, Any] | None = None
+
+
+def _load_forest(path: Any) -> dict[str, Any]:
+    """A forest written by ``fastlr._corpus.fit_forest``: flat node arrays of all its trees."""
+    import json
+
+    with np.load(path) as z:
+        f: dict[str, Any] = {k: z[k] for k in ("feature", "threshold", "left", "right", "value", "roots")}
+        meta = json.loads(bytes(z["meta"]).decode())
+    if tuple(meta["features"]) != FOREST_FEATURES:
+        raise RuntimeError(f"the forest in {path} was fitted on other evidence: fit it again "
+                           "(python -m fastlr._corpus --fit tests/data/loss_curves.npz)")
+    f["classes"] = tuple(meta["classes"])
+    f["depth"] = int(meta["forest"]["max_depth"]) + 1
+    f["meta"] = meta
+    return f
+
+
+def _forest() -> dict[str, Any]:
+    """The random forest fitted on the tuning part of fastlr's corpus (``python -m fastlr._corpus --fit``),
+    read once from the package's ``_diagnose_forest.npz``."""
+    global _FOREST
+    if _FOREST is None:
+        import pathlib
+
+        _FOREST = _load_forest(pathlib.Path(__file__).with_name("_diagnose_forest.npz"))
+    return _FOREST
+
+
+def verdict_shares(ev: dict[str, float], forest: dict[str, Any] | None = None) -> dict[str, float]:
+    """The forest's vote: the mean over its trees of the class shares of the leaf each tree reaches
+    (scikit-learn's ``predict_proba``). The features are compared in float32, as scikit-learn's
+    trees compare them."""
+    f = _forest() if forest is None else forest
+    x = np.array([ev[k] for k in FOREST_FEATURES], dtype=np.float32).astype(np.float64)
+    node = f["roots"].copy()
+    feature, threshold, left, right = f["feature"], f["threshold"], f["left"], f["right"]
+    for _ in range(f["depth"]):
+        feat = feature[node]
+        inner = feat >= 0
+        if not inner.any():
+            break
+        go_left = x[np.where(inner, feat, 0)] <= threshold[node]
+        node = np.where(inner, np.where(go_left, left[node], right[node]), node)
+    shares = f["value"][node].mean(axis=0)
+    return {c: float(v) for c, v in zip(f["classes"], shares)}
 
 
 def classify(ev: dict[str, float]) -> str:
-    """The verdict from the evidence of a finite curve: an explosion, else the tree's leaf."""
+    """The verdict from the evidence of a finite curve: an explosion, else the forest's vote."""
     if ev["explosion"] >= math.log(EXPLOSION):
         return "diverged"
-    i = 0
-    while True:
-        feature, threshold, left, right, verdict = _TREE[i]
-        if feature is None:
-            return str(verdict)
-        i = left if ev[feature] <= threshold else right
+    shares = verdict_shares(ev)
+    return max(shares, key=shares.__getitem__)  # the first of equal shares, as scikit-learn's argmax
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,11 +507,22 @@ class LossMonitor:
     once. ``verdict`` and ``diagnosis`` diagnose the points so far when they are out of date, so at
     the end of a run they agree with :func:`diagnose` of the whole curve.
 
+    Which verdicts warn, and when (at most one warning per verdict):
+
+    * ``"diverged"`` (a NaN, an inf, an explosion) at once;
+    * ``"lr_too_high"`` (the loss rises or swings from the start) mid-run, once two scheduled checks
+      in a row give it: it is about the start, and the remedy (lower the lr, restart) is best taken
+      early;
+    * ``"lr_too_high_late"`` and ``"lr_too_low"`` only at :meth:`finish` (the framework callbacks call
+      it when training ends): they are about the whole run, and a run part way through its schedule
+      looks like one of them (before its decay, a cosine run is a constant-lr run; measured on the
+      corpus, 60% of healthy runs would have been warned about mid-run). ``verdict`` says them at
+      any time.
+
     Parameters
     ----------
     warn : bool
-        Warn (:class:`LossMonitorWarning`) when a verdict other than ``"healthy"`` appears for the
-        first time at a scheduled check (so at most one warning per verdict).
+        Warn (:class:`LossMonitorWarning`) as above.
     min_points : int
         No verdict before this many losses (the first steps of any run look like anything).
     growth : float
@@ -518,6 +539,8 @@ class LossMonitor:
     """
 
     FLUSH = 1024
+    #: The verdicts that warn mid-run (the rest warn at :meth:`finish`).
+    EARLY = ("diverged", "lr_too_high")
 
     def __init__(self, *, warn: bool = True, min_points: int = 50, growth: float = 1.5):
         if not (isinstance(min_points, numbers.Integral) and min_points >= 2):
@@ -541,6 +564,7 @@ class LossMonitor:
         self._bad: tuple[float, float] | None = None  # (step, value) of the first non-finite loss
         self._diag: Diagnosis | None = None
         self._diag_n = -1
+        self._last_checked: str | None = None  # the verdict of the previous scheduled check
 
     def __len__(self) -> int:
         return self._n
@@ -634,10 +658,25 @@ class LossMonitor:
             return
         d = _diagnose_binned(steps, losses, lr)
         self._diag, self._diag_n = d, self._n
-        if warn and self.warn and d.verdict != "healthy" and d.verdict not in self.warned:
+        if warn:  # a scheduled check (or a NaN/inf): warn on the verdicts that are about the start
+            v, before = d.verdict, self._last_checked
+            self._last_checked = v
+            if v == "diverged" or (v in self.EARLY and v == before):
+                self._warn(d, steps[-1], stacklevel=4)
+
+    def _warn(self, d: Diagnosis, step: float, stacklevel: int) -> None:
+        if self.warn and d.verdict != "healthy" and d.verdict not in self.warned:
             self.warned.append(d.verdict)
-            warnings.warn(f"fastlr.LossMonitor: {d.verdict} at step {steps[-1]:g}: {d.advice}",
-                          LossMonitorWarning, stacklevel=3)
+            warnings.warn(f"fastlr.LossMonitor: {d.verdict} at step {step:g}: {d.advice}", LossMonitorWarning,
+                          stacklevel=stacklevel)
+
+    def finish(self) -> Diagnosis | None:
+        """The diagnosis of the whole run, at its end: warns (once) on any verdict other than
+        ``"healthy"`` not warned about yet. None before ``min_points`` losses (unless one was NaN/inf)."""
+        d = self.diagnosis
+        if d is not None:
+            self._warn(d, float(d.span[1]) if d.verdict != "diverged" else float(d.span[0]), stacklevel=3)
+        return d
 
     @property
     def diagnosis(self) -> Diagnosis | None:

@@ -8,7 +8,8 @@
 
 Each class is defined when first asked for, so importing this module imports neither framework;
 asking for one whose framework is missing raises ImportError. The monitor warns once per new
-verdict (:class:`fastlr.LossMonitorWarning`); ``callback.monitor.diagnosis`` has the details.
+verdict (:class:`fastlr.LossMonitorWarning`; the whole-run verdicts when training ends, through
+``monitor.finish()``); ``callback.monitor.diagnosis`` has the details.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def _transformers_callback() -> type:
             if logs and "loss" in logs:
                 self.monitor.update(logs["loss"], step=state.global_step, lr=logs.get("learning_rate"))
 
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.monitor.finish()
+
     return LossMonitorCallback
 
 
@@ -92,6 +96,9 @@ def _lightning_callback() -> type:
                 return
             self.monitor.update(float(loss.detach()) if hasattr(loss, "detach") else float(loss), step=step,
                                 lr=_first_lr(trainer.optimizers))
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self.monitor.finish()
 
     return LightningLossMonitor
 
