@@ -54,10 +54,16 @@ class Program:
         """Build and validate; raises ValueError naming the bad node or parameter."""
     def __call__(self, t: float) -> float:
         """The value at step t (finite, in [0, 2**53]; else ValueError)."""
-    def at(self, steps: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """The values at an array of steps, same shape (computed with the GIL released)."""
-    def table(self, n: int, start: float = 0.0) -> npt.NDArray[np.float64]:
-        """The values at steps start, ..., start + n - 1 (computed with the GIL released)."""
+    def at(
+        self, steps: npt.ArrayLike, float32: bool = False, threads: int = 0
+    ) -> npt.NDArray[np.float64] | npt.NDArray[np.float32]:
+        """The values at an array of steps, same shape, float64 (or float32), computed with the GIL
+        released (threads: 0 picks FASTLR_NUM_THREADS or the hardware's count for long arrays)."""
+    def table(
+        self, n: int, start: float = 0.0, float32: bool = False, threads: int = 0
+    ) -> npt.NDArray[np.float64] | npt.NDArray[np.float32]:
+        """The values at steps start, ..., start + n - 1, float64 (or float32), computed with the GIL
+        released (threads: 0 picks FASTLR_NUM_THREADS or the hardware's count for long tables)."""
     def active(self, t: float) -> list[bool]:
         """Which nodes are evaluated at step t."""
     def set_state(self, index: int, value: float) -> None:
