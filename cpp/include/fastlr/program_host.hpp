@@ -5,10 +5,12 @@
 // Host only (std::vector, std::string). The device uses program.hpp's `eval` over the same arrays.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -257,6 +259,164 @@ inline std::string validate(const program_data& prog) {
     return {};
 }
 
+// ---- Vector loops for the block evaluator (host, x86-64 with GCC or Clang) -------------------------
+//
+// The cosine leaf is most of the work of a whole-curve table. Written per step (shape::cosine), it
+// stays scalar: its tests of k_decay, the exponent and the mode sit inside the loop, and under the
+// default -ftrapping-math GCC sinks each arm of cos_pi's selects into a branch and then will not
+// if-convert the loop. Here the common case (k_decay == 1, exponent == 1, mode 0 or 1, T > 0) is
+// tested once per block and runs four steps at a time in GCC vector extensions, operation for
+// operation what shape::cosine and hd::cos_pi do: the same IEEE additions, multiplications and
+// divisions (no FMA: -ffp-contract=off holds for vector code too), and selects where they select.
+// So every value has the same bits as the scalar code (tests/test_schedule_tables.py compares the
+// two, on each instruction set, through _core._table_isa). The loop is built twice, for baseline
+// x86-64 (the vectors lowered to SSE2 pairs) and for AVX2, and the AVX2 copy runs only where
+// the CPU has AVX2 (checked at run time: the wheel is built for baseline x86-64).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define FASTLR_HOST_SIMD 1
+#define FASTLR_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define FASTLR_HOST_SIMD 0
+#define FASTLR_TARGET_AVX2
+#endif
+#if defined(__GNUC__)
+#define FASTLR_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FASTLR_ALWAYS_INLINE inline
+#endif
+
+namespace simd {
+
+/// Instruction set of the vector loops: automatic (AVX2 where the CPU has it), or forced (tests).
+enum class isa : int { automatic = 0, baseline = 1, avx2 = 2 };
+
+inline std::atomic<int>& isa_override() {
+    static std::atomic<int> v{static_cast<int>(isa::automatic)};
+    return v;
+}
+
+/// Whether this CPU (and OS) runs AVX2 code.
+inline bool cpu_has_avx2() {
+#if FASTLR_HOST_SIMD
+    static const bool has = __builtin_cpu_supports("avx2") != 0;
+    return has;
+#else
+    return false;
+#endif
+}
+
+/// The instruction set the vector loops use now.
+inline isa active_isa() {
+    const auto o = static_cast<isa>(isa_override().load(std::memory_order_relaxed));
+    if (o == isa::baseline || !cpu_has_avx2()) return isa::baseline;
+    return isa::avx2;
+}
+
+#if FASTLR_HOST_SIMD
+typedef double v2d __attribute__((vector_size(16)));  // baseline x86-64: SSE2
+typedef double v4d __attribute__((vector_size(32)));  // AVX2
+
+// Vectors go in and out of the helpers by reference, never by value: a by-value 32-byte vector in a
+// function built for baseline x86-64 would change the ABI (-Wpsabi). Everything is inlined anyway.
+
+template <class V>
+FASTLR_ALWAYS_INLINE void broadcast(V& v, double x) {
+    for (std::size_t i = 0; i < sizeof(V) / sizeof(double); ++i) v[i] = x;
+}
+
+/// out = hd::cos_pi(x) on each lane, the same operations in the same order (see hdmath.hpp for the
+/// why). `m ? a : b` on vectors selects per lane, as the scalar code's `?:` does.
+template <class V>
+FASTLR_ALWAYS_INLINE void cos_pi(const V& x_in, V& out) {
+    V two52, zero, lim, one;
+    broadcast(two52, 4503599627370496.0);
+    broadcast(zero, 0.0);
+    broadcast(lim, hd::two_pow_53);
+    broadcast(one, 1.0);
+    const V x = x_in < zero ? -x_in : x_in;
+    const auto small = x < lim;  // false where the scalar code's `huge` is true (and for inf and NaN)
+    V r = small ? x : zero;
+    r = r - 2.0 * ((0.5 * r + two52) - two52);
+    r = r < zero ? -r : r;
+    const V n = (2.0 * r + two52) - two52;
+    const V f = r - 0.5 * n;
+    const V q = n;
+    const V z = f * f;
+    const V z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
+    const V c01 = 1.0 + (-4.934802200544679) * z, c23 = 4.0587121264167685 + (-1.3352627688545895) * z;
+    const V c45 = 0.2353306303588932 + (-0.02580689139001406) * z;
+    const V c67 = 0.0019295743094039231 + (-0.0001046381049248457) * z;
+    const V c = (c01 + c23 * z2) + (c45 + c67 * z2) * z4 + 4.303069587032947e-06 * z8;
+    const V s01 = 3.141592653589793 + (-5.16771278004997) * z, s23 = 2.5501640398773455 + (-0.5992645293207921) * z;
+    const V s45 = 0.08214588661112823 + (-0.0073704309457143504) * z;
+    const V s67 = 0.00046630280576761255 + (-2.1915353447830217e-05) * z;
+    const V s = ((s01 + s23 * z2) + (s45 + s67 * z2) * z4 + 7.952054001475513e-07 * z8) * f;
+    const V v = q == one ? s : c;
+    const V o = q == zero ? v : -v;
+    out = small ? o : (x - x) + 1.0;
+}
+
+/// shape::cosine for k_decay == 1, exponent == 1, mode 0 (clamp) or 1 (extrapolate) and T > 0:
+/// v = end + (init - end) * (0.5 * (1 + cos_pi((2 cycles) * x))), x = t / T (min(x, 1) when clamped).
+/// Steps past the last whole vector go through shape::cosine itself.
+template <class V, bool Clamp>
+FASTLR_ALWAYS_INLINE void cosine_plain_loop(const double* __restrict p, const double* __restrict tt,
+                                          double* __restrict vv, std::size_t m) {
+    constexpr std::size_t lanes = sizeof(V) / sizeof(double);
+    const double init = p[0], end = p[1], T = p[2], cycles = p[4];
+    V vT, one, vend, span, cyc2;
+    broadcast(vT, T);
+    broadcast(one, 1.0);
+    broadcast(vend, end);
+    broadcast(span, init - end);
+    broadcast(cyc2, 2.0 * cycles);
+    std::size_t j = 0;
+    for (; j + lanes <= m; j += lanes) {
+        V t, c;
+        std::memcpy(&t, tt + j, sizeof t);
+        const V r = t / vT;
+        V x = r;
+        if (Clamp) x = one < r ? one : r;  // hd::min(r, 1.0)
+        cos_pi(cyc2 * x, c);
+        const V v = vend + span * (0.5 * (1.0 + c));
+        std::memcpy(vv + j, &v, sizeof v);
+    }
+    for (; j < m; ++j) vv[j] = shape::cosine(p, tt[j]);
+}
+
+/// shape::cosine for k_decay == 1, exponent == 1, mode 0 (clamp) or 1 (extrapolate) and T > 0:
+/// v = end + (init - end) * (0.5 * (1 + cos_pi((2 cycles) * x))), x = t / T (min(x, 1) when clamped).
+/// Steps past the last whole vector go through shape::cosine itself.
+template <class V>
+FASTLR_ALWAYS_INLINE void cosine_plain_body(const double* __restrict p, const double* __restrict tt,
+                                          double* __restrict vv, std::size_t m) {
+    if (p[5] == 1.0) cosine_plain_loop<V, false>(p, tt, vv, m);
+    else cosine_plain_loop<V, true>(p, tt, vv, m);
+}
+#endif
+
+/// Whether the cosine leaf with parameters p takes the vector loop (`cosine_plain_*`).
+inline bool cosine_is_plain(const double* p) {
+    return FASTLR_HOST_SIMD && p[2] > 0.0 && p[3] == 1.0 && p[6] == 1.0 && (p[5] == 0.0 || p[5] == 1.0);
+}
+
+/// vv[j] = shape::cosine(p, tt[j]) for j < m, bit for bit: the vector loop where it applies, four
+/// lanes (AVX2) or two (baseline SSE2).
+template <bool Avx2>
+FASTLR_ALWAYS_INLINE void cosine_leaf(const double* __restrict p, const double* __restrict tt, double* __restrict vv,
+                                      std::size_t m) {
+#if FASTLR_HOST_SIMD
+    if (cosine_is_plain(p)) {
+        if (Avx2) cosine_plain_body<v4d>(p, tt, vv, m);
+        else cosine_plain_body<v2d>(p, tt, vv, m);
+        return;
+    }
+#endif
+    for (std::size_t j = 0; j < m; ++j) vv[j] = shape::cosine(p, tt[j]);
+}
+
+}  // namespace simd
+
 /// Batched host evaluation of a validated program over many steps (same values as `eval`). Holds scratch that grows to
 /// (nodes x block) on first use; reuse one evaluator for many calls.
 class block_evaluator {
@@ -311,7 +471,7 @@ class block_evaluator {
     }
 
     /// Join selection for a block: a branch-free count for a few boundaries, else bisection.
-    static void select_block(const node& nd, const double* params, const double* __restrict ti,
+    static FASTLR_ALWAYS_INLINE void select_block(const node& nd, const double* params, const double* __restrict ti,
                              std::uint32_t* __restrict si, std::size_t m) {
         const double* b = params + nd.first_param;
         const std::uint32_t nb = nd.n_params;
@@ -326,7 +486,35 @@ class block_evaluator {
         }
     }
 
+    /// tc[j] = child_time(nd, params, k, ti[j]) for j < m, with the node's kind tested once, not per
+    /// step (a loop that GCC vectorises): the same shift and the same hd::max.
+    static FASTLR_ALWAYS_INLINE void child_times(const node& nd, const double* params, std::uint32_t k, const double* __restrict ti,
+                            double* __restrict tc, std::size_t m) {
+        const double* p = params + nd.first_param;
+        const bool is_join = nd.op == static_cast<std::uint32_t>(op::join);
+        const bool shifted = (is_join && k > 0) || nd.op == static_cast<std::uint32_t>(op::offset);
+        if (!shifted) {
+            for (std::size_t j = 0; j < m; ++j) tc[j] = ti[j];
+            return;
+        }
+        const double d = is_join ? p[k - 1] : p[0];
+        for (std::size_t j = 0; j < m; ++j) tc[j] = hd::max(ti[j] - d, 0.0);
+    }
+
+    /// Evaluate the block: the AVX2 build of the evaluator where the CPU has AVX2, else the baseline
+    /// one. The two are the same code (eval_block_body), compiled for two instruction sets; neither
+    /// uses FMA, so the values have the same bits.
     void eval_block(const program& prog, double* out, std::size_t m) {
+        if (simd::active_isa() == simd::isa::avx2) eval_block_avx2(prog, out, m);
+        else eval_block_body<false>(prog, out, m);
+    }
+
+    FASTLR_TARGET_AVX2 void eval_block_avx2(const program& prog, double* out, std::size_t m) {
+        eval_block_body<true>(prog, out, m);
+    }
+
+    template <bool Avx2>
+    FASTLR_ALWAYS_INLINE void eval_block_body(const program& prog, double* out, std::size_t m) {
         const std::uint32_t n = prog.n_nodes;
         const std::uint32_t root = n - 1;
         unsigned char* root_mask = mask_.data() + root * block;
@@ -361,7 +549,7 @@ class block_evaluator {
                 any_[c] = any;
                 if (!any) continue;  // no step of the block reads this child
                 double* tc = time_.data() + c * block;
-                for (std::size_t j = 0; j < m; ++j) tc[j] = child_time(nd, prog.params, k, ti[j]);
+                child_times(nd, prog.params, k, ti, tc, m);
             }
         }
         // Pass 2, leaves first: values of every node that some step in the block reads.
@@ -375,7 +563,7 @@ class block_evaluator {
             switch (static_cast<op>(nd.op)) {
                 case op::constant: leaf_loop<shape::constant>(p, ti, vi, m); break;
                 case op::linear: leaf_loop<shape::linear>(p, ti, vi, m); break;
-                case op::cosine: leaf_loop<shape::cosine>(p, ti, vi, m); break;
+                case op::cosine: simd::cosine_leaf<Avx2>(p, ti, vi, m); break;
                 case op::polynomial: leaf_loop<shape::polynomial>(p, ti, vi, m); break;
                 case op::exponential: leaf_loop<shape::exponential>(p, ti, vi, m); break;
                 case op::step: leaf_loop<shape::step>(p, ti, vi, m); break;
