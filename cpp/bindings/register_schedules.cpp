@@ -135,17 +135,11 @@ template <class Out, class Steps>
 bool fill_blocks(fs::block_evaluator& ev, const fs::program& prog, Out* out, std::size_t lo, std::size_t hi,
                  const Steps& steps) {
     alignas(64) double tb[block];
-    alignas(64) double vb[block];
     for (std::size_t s = lo; s < hi; s += block) {
         const std::size_t m = std::min(block, hi - s);
         const double* t = steps(s, m, tb);
         if (t == nullptr) return false;
-        if constexpr (std::is_same_v<Out, double>) {
-            ev.run(prog, t, out + s, m);
-        } else {
-            ev.run(prog, t, vb, m);
-            for (std::size_t j = 0; j < m; ++j) out[s + j] = static_cast<Out>(vb[j]);
-        }
+        ev.run(prog, t, out + s, m);  // float32: the float64 value rounded once, in the evaluator
     }
     return true;
 }
@@ -253,11 +247,8 @@ class Program {
         {
             py::gil_scoped_release release;
             parallel_chunks(count, nt, stop, [&](fs::block_evaluator& ev, std::size_t lo, std::size_t hi) {
-                fill_blocks(ev, prog, o, lo, hi, [start](std::size_t s, std::size_t m, double* tb) {
-                    const double t0 = start + static_cast<double>(s);  // run_range's step values
-                    for (std::size_t j = 0; j < m; ++j) tb[j] = t0 + static_cast<double>(j);
-                    return static_cast<const double*>(tb);
-                });
+                for (std::size_t s = lo; s < hi; s += block)  // run_range's step values: start + s + j
+                    ev.run_range(prog, start + static_cast<double>(s), o + s, std::min(block, hi - s));
             });
         }
         return std::move(out);
