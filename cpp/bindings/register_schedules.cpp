@@ -338,6 +338,22 @@ void capturable_step(const std::vector<const Program*>& programs, const std::vec
     *c = t;
 }
 
+/// Tests' switch between the block evaluator's two builds: "baseline" forces the baseline x86-64 one,
+/// "auto" (or "avx2", where the CPU has it) lets the CPU check choose. Returns the build now in use.
+/// Set it only while no table is being computed (tests do, on one thread).
+std::string table_isa(const py::object& which) {
+    namespace simd = fs::simd;
+    if (!which.is_none()) {
+        const auto w = which.cast<std::string>();
+        if (w == "baseline") simd::isa_override().store(static_cast<int>(simd::isa::baseline));
+        else if (w == "auto") simd::isa_override().store(static_cast<int>(simd::isa::automatic));
+        else if (w == "avx2" && simd::cpu_has_avx2()) simd::isa_override().store(static_cast<int>(simd::isa::avx2));
+        else if (w == "avx2") throw py::value_error("this CPU has no AVX2");
+        else throw py::value_error("expected 'auto', 'baseline' or 'avx2', got '" + w + "'");
+    }
+    return simd::active_isa() == simd::isa::avx2 ? "avx2" : "baseline";
+}
+
 }  // namespace
 
 void register_schedules(py::module_& m) {
@@ -365,6 +381,9 @@ void register_schedules(py::module_& m) {
           py::arg("increment"),
           "One capturable step on CPU tensors: programs evaluated at *counter + increment into raw float32\n"
           "(dtype 0) or float64 (dtype 1) addresses, then the int64 counter at `counter` advanced.");
+    m.def("_table_isa", &table_isa, py::arg("which") = py::none(),
+          "The instruction set of the table/at evaluator ('avx2' or 'baseline'); 'baseline' forces the\n"
+          "baseline x86-64 build and 'auto' restores the CPU check (tests compare the two).");
     m.def("schedule_eval_many", &eval_many, py::arg("programs"), py::arg("t"),
           "Evaluate each program at step t.");
 }
