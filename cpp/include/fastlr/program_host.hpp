@@ -265,13 +265,13 @@ inline std::string validate(const program_data& prog) {
 // stays scalar: its tests of k_decay, the exponent and the mode sit inside the loop, and under the
 // default -ftrapping-math GCC sinks each arm of cos_pi's selects into a branch and then will not
 // if-convert the loop. Here the common case (k_decay == 1, exponent == 1, mode 0 or 1, T > 0) is
-// tested once per block and runs four steps at a time in GCC vector extensions, operation for
-// operation what shape::cosine and hd::cos_pi do: the same IEEE additions, multiplications and
-// divisions (no FMA: -ffp-contract=off holds for vector code too), and selects where they select.
-// So every value has the same bits as the scalar code (tests/test_schedule_tables.py compares the
-// two, on each instruction set, through _core._table_isa). The loop is built twice, for baseline
-// x86-64 (the vectors lowered to SSE2 pairs) and for AVX2, and the AVX2 copy runs only where
-// the CPU has AVX2 (checked at run time: the wheel is built for baseline x86-64).
+// tested once per block and runs in GCC vector extensions (two lanes on baseline x86-64, four with
+// AVX2), operation for operation what shape::cosine and hd::cos_pi do: the same IEEE additions,
+// multiplications and divisions (no FMA: -ffp-contract=off holds for vector code too), and selects
+// where they select. So every value has the same bits as the scalar code (tests/test_core.py compares
+// the two on each instruction set, through _core._table_isa). The block evaluator is built twice, for
+// baseline x86-64 and for AVX2, and the AVX2 copy runs only where the CPU has AVX2 (checked at run
+// time: the wheel is built for baseline x86-64).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define FASTLR_HOST_SIMD 1
 #define FASTLR_TARGET_AVX2 __attribute__((target("avx2")))
@@ -369,12 +369,11 @@ FASTLR_ALWAYS_INLINE void cos_pi(const V (&x_in)[K], V (&out)[K]) {
     }
 }
 
-/// shape::cosine for k_decay == 1, exponent == 1, mode 0 (clamp) or 1 (extrapolate) and T > 0:
-/// v = end + (init - end) * (0.5 * (1 + cos_pi((2 cycles) * x))), x = t / T (min(x, 1) when clamped).
-/// Steps past the last whole vector go through shape::cosine itself.
+/// cosine_plain_body's loop, for one mode: K vectors of steps per iteration; the steps past the last
+/// whole iteration go through shape::cosine itself.
 template <class V, bool Clamp>
 FASTLR_ALWAYS_INLINE void cosine_plain_loop(const double* __restrict p, const double* __restrict tt,
-                                          double* __restrict vv, std::size_t m) {
+                                            double* __restrict vv, std::size_t m) {
     constexpr std::size_t lanes = sizeof(V) / sizeof(double);
     const double init = p[0], end = p[1], T = p[2], cycles = p[4];
     V vT, one, vend, span, cyc2;
@@ -406,10 +405,9 @@ FASTLR_ALWAYS_INLINE void cosine_plain_loop(const double* __restrict p, const do
 
 /// shape::cosine for k_decay == 1, exponent == 1, mode 0 (clamp) or 1 (extrapolate) and T > 0:
 /// v = end + (init - end) * (0.5 * (1 + cos_pi((2 cycles) * x))), x = t / T (min(x, 1) when clamped).
-/// Steps past the last whole vector go through shape::cosine itself.
 template <class V>
 FASTLR_ALWAYS_INLINE void cosine_plain_body(const double* __restrict p, const double* __restrict tt,
-                                          double* __restrict vv, std::size_t m) {
+                                            double* __restrict vv, std::size_t m) {
     if (p[5] == 1.0) cosine_plain_loop<V, false>(p, tt, vv, m);
     else cosine_plain_loop<V, true>(p, tt, vv, m);
 }
@@ -421,7 +419,7 @@ inline bool cosine_is_plain(const double* p) {
 }
 
 /// vv[j] = shape::cosine(p, tt[j]) for j < m, bit for bit: the vector loop where it applies, four
-/// lanes (AVX2) or two (baseline SSE2).
+/// lanes (the AVX2 build) or two (baseline SSE2).
 template <bool Avx2>
 FASTLR_ALWAYS_INLINE void cosine_leaf(const double* __restrict p, const double* __restrict tt, double* __restrict vv,
                                       std::size_t m) {
@@ -467,6 +465,14 @@ class block_evaluator {
   private:
     std::vector<double> time_, val_;
 
+    std::vector<unsigned char> mask_;
+    std::vector<std::uint32_t> sel_;
+    std::vector<unsigned char> any_;
+    std::vector<unsigned char> full_;
+    std::vector<std::uint32_t> uni_;
+    const double* vp_[max_nodes] = {};
+    static constexpr std::uint32_t no_child = 0xFFFFFFFFu;
+
     /// 0.0, 1.0, ..., block - 1.
     static const double* steps_0_to_block() {
         struct table {
@@ -478,13 +484,6 @@ class block_evaluator {
         static const table t;
         return t.v;
     }
-    std::vector<unsigned char> mask_;
-    std::vector<std::uint32_t> sel_;
-    std::vector<unsigned char> any_;
-    std::vector<unsigned char> full_;
-    std::vector<std::uint32_t> uni_;
-    const double* vp_[max_nodes] = {};
-    static constexpr std::uint32_t no_child = 0xFFFFFFFFu;
 
     void prepare(const program& prog) {
         const std::size_t sz = static_cast<std::size_t>(prog.n_nodes) * block;
@@ -507,8 +506,9 @@ class block_evaluator {
     }
 
     /// Join selection for a block: a branch-free count for a few boundaries, else bisection.
-    static FASTLR_ALWAYS_INLINE void select_block(const node& nd, const double* params, const double* __restrict ti,
-                             std::uint32_t* __restrict si, std::size_t m) {
+    static FASTLR_ALWAYS_INLINE void select_block(const node& nd, const double* params,
+                                                  const double* __restrict ti, std::uint32_t* __restrict si,
+                                                  std::size_t m) {
         const double* b = params + nd.first_param;
         const std::uint32_t nb = nd.n_params;
         if (nb <= 8) {
@@ -524,8 +524,8 @@ class block_evaluator {
 
     /// tc[j] = child_time(nd, params, k, ti[j]) for j < m, with the node's kind tested once, not per
     /// step (a loop that GCC vectorises): the same shift and the same hd::max.
-    static FASTLR_ALWAYS_INLINE void child_times(const node& nd, const double* params, std::uint32_t k, const double* __restrict ti,
-                            double* __restrict tc, std::size_t m) {
+    static FASTLR_ALWAYS_INLINE void child_times(const node& nd, const double* params, std::uint32_t k,
+                                                 const double* __restrict ti, double* __restrict tc, std::size_t m) {
         const double* p = params + nd.first_param;
         const bool is_join = nd.op == static_cast<std::uint32_t>(op::join);
         const bool shifted = (is_join && k > 0) || nd.op == static_cast<std::uint32_t>(op::offset);
@@ -548,7 +548,8 @@ class block_evaluator {
     }
 
     template <class Out>
-    FASTLR_TARGET_AVX2 void eval_block_avx2(const program& prog, const double* t, double t0, Out* out, std::size_t m) {
+    FASTLR_TARGET_AVX2 void eval_block_avx2(const program& prog, const double* t, double t0, Out* out,
+                                            std::size_t m) {
         eval_block_body<true>(prog, t, t0, out, m);
     }
 
