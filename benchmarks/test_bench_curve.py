@@ -24,7 +24,8 @@ under ``jax.jit(jax.vmap(...))`` on the CPU (XLA's own threads), in float64 (``j
 for its rows only and restored) and float32:
 
 * ``fastlr-table-f64`` / ``-f32``: ``table(10**7)`` / ``table(10**7, dtype=np.float32)`` on the
-  default threads (one per 2**15 steps, up to the CPU count); ``fastlr-table-f64-1thread``: ``threads=1``;
+  default threads (one per 2**15 steps, up to the CPU count); ``fastlr-table-f64-1thread`` /
+  ``-f32-1thread``: ``threads=1``;
 * ``fastlr-at-f64``: ``at(np.arange(10**7))``, the same int64 steps that optax gets;
 * ``optax-f64`` / ``-f32``: the compiled function on ``jnp.arange(10**7)``, ``.block_until_ready()``,
   compiled and run once before timing; ``optax-f64-compile`` / ``-f32-compile``: a fresh ``jax.jit``
@@ -217,6 +218,7 @@ FASTLR_CASES = {
     "fastlr-table-f64": lambda s: (s.table, (CURVE,), {}),
     "fastlr-table-f32": lambda s: (s.table, (CURVE,), {"dtype": np.float32}),
     "fastlr-table-f64-1thread": lambda s: (s.table, (CURVE,), {"threads": 1}),
+    "fastlr-table-f32-1thread": lambda s: (s.table, (CURVE,), {"dtype": np.float32, "threads": 1}),
     "fastlr-at-f64": lambda s: (s.at, (np.arange(CURVE),), {}),
 }
 

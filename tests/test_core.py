@@ -259,3 +259,77 @@ def test_program_table_releases_the_gil():
         done.set()
         th.join()
     assert n_during > 100  # the other thread ran while C++ filled the table
+
+
+# -- the block evaluator's two builds (baseline x86-64 and AVX2) -----------------------------------
+# table()/at() run the cosine leaf in vector loops, built for baseline x86-64 and for AVX2 and chosen
+# by a run-time CPU check. Both must give the bits of the scalar closed form (Program.__call__, which
+# runs program.hpp's eval), at every step, including where cos_pi takes its special branches.
+
+COSINE_CASES = [
+    # [init, end, T, k_decay, cycles, mode, exponent]: the vector loop takes k_decay == exponent == 1,
+    # mode 0 or 1 and T > 0; the others check that the dispatch leaves them on the scalar loop.
+    [1.0, 0.0, 9999000.0, 1.0, 0.5, 0.0, 1.0],
+    [0.3, 0.02, 777.0, 1.0, 2.25, 1.0, 1.0],
+    [-1.0, 2.0, 3.5, 1.0, 0.5, 0.0, 1.0],
+    [1.0, 0.1, 1e-300, 1.0, 0.5, 1.0, 1.0],  # t / T overflows to inf: cos_pi's `huge` lanes
+    [1.0, 0.1, 1e300, 1.0, 7.5, 1.0, 1.0],
+    [1.0, 0.1, 1000.0, 1.0, 0.0, 1.0, 1.0],  # cycles 0
+    [1.0, 0.1, 1000.0, 1.0, 3e15, 1.0, 1.0],  # arguments beyond 2**53
+    [1.0, 0.1, 0.0, 1.0, 0.5, 0.0, 1.0],  # T == 0
+    [1.0, 0.1, 1000.0, 1.5, 0.5, 0.0, 2.0],
+    [1.0, 0.1, 1000.0, 1.0, 2.5, 2.0, 1.0],
+]
+
+
+def _steps_for_isa_check(T):
+    rng = np.random.default_rng(7)
+    special = [0.0, 0.5, 1.0, T / 2, T, T * 2, T + 0.5, 2.0**52, 2.0**52 + 1, 2.0**53, 1e15 + 0.25, 5e-324]
+    special = [x for x in special if 0.0 <= x <= 2.0**53]
+    parts = [
+        np.array(special),
+        rng.integers(0, 2 * 10**7, 3001).astype(np.float64),
+        rng.uniform(0.0, min(max(T, 1.0) * 3, 2.0**53), 3001),
+        np.ldexp(rng.uniform(0.5, 1.0, 999), rng.integers(-60, 54, 999)),
+    ]
+    return np.concatenate(parts)  # an odd length: every vector loop ends in a scalar tail
+
+
+@pytest.fixture
+def each_isa():
+    """Run a test body under each build this CPU can run: yields the list of builds to try."""
+    if not hasattr(_core, "_table_isa"):
+        pytest.skip("this build has no _table_isa hook")
+    isas = ["baseline"] + (["avx2"] if _core._table_isa("auto") == "avx2" else [])
+    try:
+        yield isas
+    finally:
+        _core._table_isa("auto")
+
+
+@pytest.mark.parametrize("params", COSINE_CASES, ids=lambda p: "cosine-" + "-".join(f"{x:g}" for x in p))
+def test_vector_cosine_is_the_scalar_closed_form_on_each_isa(each_isa, params):
+    p = _core.Program([(COSINE, params, [])])
+    steps = _steps_for_isa_check(params[2])
+    want = np.array([p(float(t)) for t in steps])
+    want_table = np.array([p(float(t)) for t in range(5000, 5000 + 1013)])
+    results = {}
+    for isa in each_isa:
+        assert _core._table_isa(isa) == isa
+        got = p.at(steps, False, 1)
+        assert got.tobytes() == want.tobytes(), (isa, np.flatnonzero(got.view(np.uint64) != want.view(np.uint64))[:5])
+        assert p.at(steps, True, 1).tobytes() == want.astype(np.float32).tobytes(), isa
+        assert p.table(1013, 5000.0, False, 1).tobytes() == want_table.tobytes(), isa
+        assert p.table(1013, 5000.0, True, 2).tobytes() == want_table.astype(np.float32).tobytes(), isa
+        results[isa] = got
+    if len(results) == 2:
+        assert results["baseline"].tobytes() == results["avx2"].tobytes()
+
+
+def test_table_isa_hook(each_isa):
+    assert _core._table_isa("baseline") == "baseline"
+    assert _core._table_isa() == "baseline"
+    with pytest.raises(ValueError, match="expected 'auto'"):
+        _core._table_isa("sse9")
+    auto = _core._table_isa("auto")
+    assert auto == ("avx2" if "avx2" in each_isa else "baseline")

@@ -135,17 +135,11 @@ template <class Out, class Steps>
 bool fill_blocks(fs::block_evaluator& ev, const fs::program& prog, Out* out, std::size_t lo, std::size_t hi,
                  const Steps& steps) {
     alignas(64) double tb[block];
-    alignas(64) double vb[block];
     for (std::size_t s = lo; s < hi; s += block) {
         const std::size_t m = std::min(block, hi - s);
         const double* t = steps(s, m, tb);
         if (t == nullptr) return false;
-        if constexpr (std::is_same_v<Out, double>) {
-            ev.run(prog, t, out + s, m);
-        } else {
-            ev.run(prog, t, vb, m);
-            for (std::size_t j = 0; j < m; ++j) out[s + j] = static_cast<Out>(vb[j]);
-        }
+        ev.run(prog, t, out + s, m);  // float32: the float64 value rounded once, in the evaluator
     }
     return true;
 }
@@ -253,11 +247,8 @@ class Program {
         {
             py::gil_scoped_release release;
             parallel_chunks(count, nt, stop, [&](fs::block_evaluator& ev, std::size_t lo, std::size_t hi) {
-                fill_blocks(ev, prog, o, lo, hi, [start](std::size_t s, std::size_t m, double* tb) {
-                    const double t0 = start + static_cast<double>(s);  // run_range's step values
-                    for (std::size_t j = 0; j < m; ++j) tb[j] = t0 + static_cast<double>(j);
-                    return static_cast<const double*>(tb);
-                });
+                for (std::size_t s = lo; s < hi; s += block)  // run_range's step values: start + s + j
+                    ev.run_range(prog, start + static_cast<double>(s), o + s, std::min(block, hi - s));
             });
         }
         return std::move(out);
@@ -347,6 +338,22 @@ void capturable_step(const std::vector<const Program*>& programs, const std::vec
     *c = t;
 }
 
+/// Tests' switch between the block evaluator's two builds: "baseline" forces the baseline x86-64 one,
+/// "auto" (or "avx2", where the CPU has it) lets the CPU check choose. Returns the build now in use.
+/// Set it only while no table is being computed (tests do, on one thread).
+std::string table_isa(const py::object& which) {
+    namespace simd = fs::simd;
+    if (!which.is_none()) {
+        const auto w = which.cast<std::string>();
+        if (w == "baseline") simd::isa_override().store(static_cast<int>(simd::isa::baseline));
+        else if (w == "auto") simd::isa_override().store(static_cast<int>(simd::isa::automatic));
+        else if (w == "avx2" && simd::cpu_has_avx2()) simd::isa_override().store(static_cast<int>(simd::isa::avx2));
+        else if (w == "avx2") throw py::value_error("this CPU has no AVX2");
+        else throw py::value_error("expected 'auto', 'baseline' or 'avx2', got '" + w + "'");
+    }
+    return simd::active_isa() == simd::isa::avx2 ? "avx2" : "baseline";
+}
+
 }  // namespace
 
 void register_schedules(py::module_& m) {
@@ -374,6 +381,9 @@ void register_schedules(py::module_& m) {
           py::arg("increment"),
           "One capturable step on CPU tensors: programs evaluated at *counter + increment into raw float32\n"
           "(dtype 0) or float64 (dtype 1) addresses, then the int64 counter at `counter` advanced.");
+    m.def("_table_isa", &table_isa, py::arg("which") = py::none(),
+          "The instruction set of the table/at evaluator ('avx2' or 'baseline'); 'baseline' forces the\n"
+          "baseline x86-64 build and 'auto' restores the CPU check (tests compare the two).");
     m.def("schedule_eval_many", &eval_many, py::arg("programs"), py::arg("t"),
           "Evaluate each program at step t.");
 }

@@ -75,5 +75,9 @@ class Program:
         """The raw (nodes, children, params) arrays in program.hpp's layout, for the device."""
     def __len__(self) -> int: ...
 
+def _table_isa(which: str | None = None) -> str:
+    """The block evaluator's build in use, "avx2" or "baseline"; "baseline" forces the baseline x86-64
+    build, "auto" restores the run-time CPU check (for tests: the two must give the same bits)."""
+
 def schedule_eval_many(programs: Sequence[Program], t: float) -> list[float]:
     """Each program at step t, in one call."""
