@@ -115,3 +115,41 @@ def test_overhead_per_step(benchmark: Any, n_groups: int, restore: bool, impl: s
 
     benchmark.pedantic(run, rounds=30, iterations=1, warmup_rounds=2)
     benchmark.extra_info["per_step_us"] = benchmark.stats.stats.median * 1e6 / OVERHEAD_STEPS
+
+
+@pytest.mark.parametrize("opt_name", ["SGD", "AdamW"])
+def test_range_test_paired(benchmark: Any, opt_name: str) -> None:
+    """torch-lr-finder and find_lr in alternation, one pair a round: the ratio fastlr/torch-lr-finder of
+    each pair, so that a load that changes during the run (this machine is shared) hits both alike.
+    The separate ``FindLR-<Optimizer>-MLP`` rows time all of one side's rounds, then the other's."""
+    import statistics
+    import time
+
+    tlf = pytest.importorskip("torch_lr_finder")
+    model, opt, loader = _mlp_setup(opt_name)
+    crit = torch.nn.MSELoss()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ratios: list[float] = []
+
+    def pair() -> None:
+        t0 = time.perf_counter()
+        finder = tlf.LRFinder(model, opt, crit, device="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            finder.range_test(loader, start_lr=START, end_lr=END, num_iter=STEPS, step_mode="exp", smooth_f=0.05,
+                              diverge_th=5)
+        finder.reset()
+        t1 = time.perf_counter()
+        fastlr.find_lr(opt, loader, model=model, loss_fn=crit, start_lr=START, end_lr=END, num_steps=STEPS,
+                       smooth=0.05, diverge=5.0, progress=False)
+        ratios.append((time.perf_counter() - t1) / (t1 - t0))
+
+    benchmark.group = f"FindLR-{opt_name}-MLP-paired"
+    benchmark.extra_info.update(kind="find_lr_paired", impl="torch-lr-finder+fastlr", steps=STEPS, optimizer=opt_name)
+    benchmark.pedantic(pair, rounds=15, iterations=1, warmup_rounds=1)
+    ratios = ratios[1:]  # the warm-up round's pair
+    ratio = statistics.median(ratios)
+    benchmark.extra_info.update(fastlr_over_torch_lr_finder=ratio, ratio_min=min(ratios), ratio_max=max(ratios))
+    print(f"\n{opt_name}: fastlr/torch-lr-finder, median of {len(ratios)} pairs: {ratio:.2f} "
+          f"({min(ratios):.2f}-{max(ratios):.2f})")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
