@@ -50,6 +50,24 @@ def _mlp_setup(opt_name: str) -> tuple[Any, Any, Any]:
     return model, opt, loader
 
 
+def _torch_lr_finder(tlf: Any, model: Any, opt: Any, crit: Any, loader: Any) -> int:
+    """torch-lr-finder's range test and reset, as the rows time it; returns the steps it took."""
+    finder = tlf.LRFinder(model, opt, crit, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        finder.range_test(loader, start_lr=START, end_lr=END, num_iter=STEPS, step_mode="exp", smooth_f=0.05,
+                          diverge_th=5)
+    finder.reset()
+    return len(finder.history["lr"])
+
+
+def _fastlr_find_lr(model: Any, opt: Any, crit: Any, loader: Any) -> int:
+    """fastlr.find_lr with the same lrs, smoothing and stop rule; returns the steps it took."""
+    res = fastlr.find_lr(opt, loader, model=model, loss_fn=crit, start_lr=START, end_lr=END, num_steps=STEPS,
+                         smooth=0.05, diverge=5.0, progress=False)
+    return len(res.lrs)
+
+
 @pytest.mark.parametrize("impl", ["torch", "fastlr"])
 @pytest.mark.parametrize("opt_name", ["SGD", "AdamW"])
 def test_range_test(benchmark: Any, opt_name: str, impl: str) -> None:
@@ -63,19 +81,11 @@ def test_range_test(benchmark: Any, opt_name: str, impl: str) -> None:
         tlf = pytest.importorskip("torch_lr_finder")
 
         def run() -> int:
-            finder = tlf.LRFinder(model, opt, crit, device="cpu")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                finder.range_test(loader, start_lr=START, end_lr=END, num_iter=STEPS, step_mode="exp", smooth_f=0.05,
-                                  diverge_th=5)
-            finder.reset()
-            return len(finder.history["lr"])
+            return _torch_lr_finder(tlf, model, opt, crit, loader)
     else:
 
         def run() -> int:
-            res = fastlr.find_lr(opt, loader, model=model, loss_fn=crit, start_lr=START, end_lr=END, num_steps=STEPS,
-                                 smooth=0.05, diverge=5.0, progress=False)
-            return len(res.lrs)
+            return _fastlr_find_lr(model, opt, crit, loader)
 
     steps = benchmark.pedantic(run, rounds=15, iterations=1, warmup_rounds=1)
     assert steps == STEPS  # a full test each time (no early stop), so both do the same work
@@ -133,15 +143,9 @@ def test_range_test_paired(benchmark: Any, opt_name: str) -> None:
 
     def pair() -> None:
         t0 = time.perf_counter()
-        finder = tlf.LRFinder(model, opt, crit, device="cpu")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            finder.range_test(loader, start_lr=START, end_lr=END, num_iter=STEPS, step_mode="exp", smooth_f=0.05,
-                              diverge_th=5)
-        finder.reset()
+        _torch_lr_finder(tlf, model, opt, crit, loader)
         t1 = time.perf_counter()
-        fastlr.find_lr(opt, loader, model=model, loss_fn=crit, start_lr=START, end_lr=END, num_steps=STEPS,
-                       smooth=0.05, diverge=5.0, progress=False)
+        _fastlr_find_lr(model, opt, crit, loader)
         ratios.append((time.perf_counter() - t1) / (t1 - t0))
 
     benchmark.group = f"FindLR-{opt_name}-MLP-paired"
