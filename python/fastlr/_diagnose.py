@@ -153,15 +153,16 @@ def _more(y: np.ndarray, s: np.ndarray, resid: np.ndarray, start: float, end: fl
     lo = float(s.min())
     rng = max(float(s.max()) - lo, 1e-9)
     d = np.abs(np.diff(y))
-    half = y[n // 2:]
+    dh = np.diff(y[n // 2:])  # the second half's moves
     noise = float(np.median(d)) if len(d) else 0.0
+    noise_end = float(np.median(d[int(0.8 * n):])) if n > 5 else 0.0
     return {
         # the share of the second half where the loss does not move at all (a dead network)
-        "stuck": float(np.mean(np.abs(np.diff(half)) < 1e-4)) if len(half) > 1 else 0.0,
+        "stuck": float(np.mean(np.abs(dh) < 1e-4)) if len(dh) else 0.0,
         "noise_over_range": noise / rng,
-        "noise_end_over_range": float(np.median(d[int(0.8 * n):])) / rng if n > 5 else 0.0,
-        "noise_end_over_mid": math.log((float(np.median(d[int(0.8 * n):])) + 1e-9)
-                                       / (float(np.median(d[int(0.3 * n):int(0.6 * n) + 1])) + 1e-9)) if n > 5 else 0.0,
+        "noise_end_over_range": noise_end / rng,
+        "noise_end_over_mid": math.log((noise_end + 1e-9) / (float(np.median(d[int(0.3 * n):int(0.6 * n) + 1])) + 1e-9))
+        if n > 5 else 0.0,
         "falling_share": float(np.mean(np.diff(s) <= 0)) if n > 1 else 0.5,
         "end_over_range": (end - float(y[0])) / rng,
         "fall_over_range": (float(y[0]) - end) / rng,
@@ -173,8 +174,8 @@ def _more(y: np.ndarray, s: np.ndarray, resid: np.ndarray, start: float, end: fl
         "band_mid_over_fall": float(np.median(resid[int(0.3 * n):int(0.6 * n) + 1])) / max(abs(start - end), 1e-9),
         # the second half's step-to-step moves on the log scale: their size, and how one-sided they are
         # (a steady slide is -1, a flat line that only jitters is 0)
-        "half2_moves": float(np.median(np.abs(np.diff(half)))) if len(half) > 1 else 0.0,
-        "half2_direction": float(np.mean(np.sign(np.diff(half)))) if len(half) > 1 else 0.0,
+        "half2_moves": float(np.median(np.abs(dh))) if len(dh) else 0.0,
+        "half2_direction": float(np.mean(np.sign(dh))) if len(dh) else 0.0,
     }
 
 
