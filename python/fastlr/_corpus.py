@@ -475,7 +475,7 @@ def features(curve: Curve) -> dict[str, float] | None:
 
 #: The forest of :func:`fastlr._diagnose.classify`: scikit-learn's RandomForestClassifier with these
 #: settings (classes balanced, seed 0, one job: the fit is deterministic for one scikit-learn version).
-FOREST = {"n_estimators": 50, "max_depth": 10, "min_samples_leaf": 4}
+FOREST = {"n_estimators": 100, "max_depth": 14, "min_samples_leaf": 2}
 
 
 def tuning_features(path: str) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ numpy only. A curve is first reduced to at most ``MAX_BINS`` bins of ``2**k`` co
 (the mean loss and mean step of each), the same bins that :class:`LossMonitor` keeps as it goes, so
 the monitor needs O(1) memory and agrees with :func:`diagnose` on the same losses. The verdict comes
 from scale-free numbers of the binned curve (the ``evidence``): NaN, inf or an explosion is
-``diverged`` by rule; otherwise a random forest of 50 small trees votes, fitted on the tuning part
+``diverged`` by rule; otherwise a random forest of 100 small trees votes, fitted on the tuning part
 of fastlr's corpus of real training runs (tests/data/loss_curves.md) and shipped as flat arrays
 (``_diagnose_forest.npz``), evaluated here with numpy.
 """
