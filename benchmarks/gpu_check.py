@@ -65,15 +65,22 @@ def check(cond: bool, what: str) -> None:
         failures.append(what)
 
 
-def make(device: str, n: int, dtype: torch.dtype, opt: str = "SGD", capturable_opt: bool = False):
+def make(device: str, n: int, dtype: torch.dtype, opt: str = "SGD"):
+    """opt: "SGD" (foreach, momentum 0.9: never stepped inside a graph, since torch's foreach SGD reads a
+    tensor lr on the host), "Adam" (capturable, foreach: float64 lrs in graphs) or "Adam-fused" /
+    "SGD-fused" (torch's fused kernels read float32 tensor lrs)."""
     params = [torch.nn.Parameter(torch.zeros(16, device=device)) for _ in range(n)]
     groups = [
         {"params": [p], "lr": torch.tensor(0.1 * (0.7 ** (i % 17)) + 1e-3 * i, dtype=dtype, device=device)}
         for i, p in enumerate(params)
     ]
+    cap = {"capturable": True} if device == "cuda" else {}
     if opt == "Adam":
-        kw = dict(fused=True, capturable=True) if capturable_opt else {}
-        o = torch.optim.Adam(groups, **kw)
+        o = torch.optim.Adam(groups, foreach=device == "cuda" or None, **cap)
+    elif opt == "Adam-fused":
+        o = torch.optim.Adam(groups, fused=True, **cap)
+    elif opt == "SGD-fused":
+        o = torch.optim.SGD(groups, momentum=0.9, fused=True)
     else:
         o = torch.optim.SGD(groups, momentum=0.9)
     for p in params:
@@ -98,13 +105,14 @@ def host_driven_parity(device: str) -> None:
               f"{name}: float64 bitwise after 300 steps, identity kept, engine-driven")
 
 
-def capture_check(device: str, torch_ops: bool = False) -> None:
+def capture_check(device: str, torch_ops: bool = False, replays: int = 1000) -> None:
     """`torch_ops`: the fallback for builds without fastlr._cuda (vectorised torch ops), forced."""
     _capturable.FORCE_TORCH_OPS = torch_ops
     print("capturable mode in a CUDA graph" + (" (torch-ops fallback)" if torch_ops else ""))
-    for opt_name in ("SGD",) if torch_ops else ("Adam", "SGD"):
+    setups = [("Adam", torch.float64), ("Adam-fused", torch.float32), ("SGD-fused", torch.float32)]
+    for opt_name, dtype in setups[:1] if torch_ops else setups:
         for name, kw in [("CosineAnnealingLR", dict(T_max=777, eta_min=1e-4)), ("OneCycleLR", dict(max_lr=0.1, total_steps=5000, cycle_momentum=False)), ("StepLR", dict(step_size=50, gamma=0.9))]:
-            o = make(device, 8, torch.float64 if opt_name == "SGD" else torch.float32, opt_name, capturable_opt=True)
+            o = make(device, 8, dtype, opt_name)
             ref_o = make("cpu", 8, torch.float64)
             sched = getattr(F, name)(o, capturable=True, **kw)
             ref = getattr(F, name)(ref_o, **kw)
@@ -123,9 +131,9 @@ def capture_check(device: str, torch_ops: bool = False) -> None:
             worst = 0.0
             torch.cuda.set_sync_debug_mode("error")
             try:
-                for k in range(1000):
+                for k in range(replays):
                     g.replay()
-                    if k % 100 == 99:
+                    if k % 100 == 99 or k == replays - 1:
                         torch.cuda.set_sync_debug_mode(0)
                         torch.cuda.synchronize()
                         t = int(sched._fastlr_capture.counter.item())
@@ -137,11 +145,11 @@ def capture_check(device: str, torch_ops: bool = False) -> None:
             finally:
                 torch.cuda.set_sync_debug_mode(0)
             counter1 = int(sched._fastlr_capture.counter.item())
-            tol = 1e-12 if opt_name == "SGD" else 2**-23
-            what = f"{opt_name}+{name}" + (" (torch ops)" if torch_ops else "")
+            tol = 1e-12 if dtype == torch.float64 else 2**-23
+            what = f"{opt_name}({str(dtype)[6:]})+{name}" + (" (torch ops)" if torch_ops else "")
             check(sched._fastlr_capture._torch_ops is not None if torch_ops else sched._fastlr_capture._torch_ops is None,
                   f"{what}: the intended evaluator")
-            check(counter1 - counter0 == 1000, f"{what}: 1000 replays advanced the counter by {counter1 - counter0}")
+            check(counter1 - counter0 == replays, f"{what}: {replays} replays advanced the counter by {counter1 - counter0}")
             check(worst <= tol, f"{what}: replayed lrs match the closed form (worst rel {worst:.2e} <= {tol:.1e})")
     _capturable.FORCE_TORCH_OPS = False
 
@@ -218,6 +226,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--quick", action="store_true",
+                    help="checks only, few replays, no timings (for compute-sanitizer, which slows every launch)")
     args = ap.parse_args()
     device = args.device
     info: dict[str, Any] = {"fastlr": fastlr.__version__, "torch": torch.__version__, "python": platform.python_version()}
@@ -232,8 +242,11 @@ def main() -> int:
     host_driven_parity(device)
     if device == "cuda":
         no_sync_eager(device)
-        capture_check(device)
-        capture_check(device, torch_ops=True)
+        capture_check(device, replays=20 if args.quick else 1000)
+        capture_check(device, torch_ops=True, replays=20 if args.quick else 1000)
+    if args.quick:
+        print("\nFAILURES:" if failures else "\nall checks passed", *failures, sep="\n  ")
+        return 1 if failures else 0
     rows = timings(device)
     print("\n| G | torch tensor-lr step | fastlr fused | fastlr capturable (eager) | captured graph replay |"
           " torch-ops fallback (eager) | torch-ops fallback replay |")
