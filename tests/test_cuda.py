@@ -146,6 +146,11 @@ ENGINE_CASES = [
 ]
 ENGINE_IDS = [c[0] for c in ENGINE_CASES]
 STEPS = 300
+# torch's own run on CUDA tensors is not its CPU run here: SWALR's _get_initial_lr divides a CUDA tensor
+# by a Python float, which torch's CUDA kernel computes as a product with the reciprocal (seen on torch
+# 2.11, H200: a last-bit difference from step 2 on). fastlr keeps the CPU (Python float) values on
+# every device: the parity contract.
+TORCH_CUDA_ROUNDS_ON_ITS_OWN = {"SWALR"} if GPU else set()
 
 
 def _host_driven_evaluator(force_torch_ops: bool, monkeypatch) -> None:
@@ -185,7 +190,10 @@ def test_float64_cuda_lrs_are_torchs_bitwise(name, kw, opt, kind, n, force_torch
         s_f.step()
         got = lrs_of(o_f)
         assert got == lrs_of(ref), k
-        assert got == lrs_of(o_t), k
+        if name in TORCH_CUDA_ROUNDS_ON_ITS_OWN:
+            assert got == pytest.approx(lrs_of(o_t), rel=4e-16, abs=0), k
+        else:
+            assert got == lrs_of(o_t), k
         assert [float(x) for x in s_f.get_last_lr()] == got
     assert len(tensors()) == len(held) and all(a is b for a, b in zip(tensors(), held))
     assert s_f._fastlr_engine.deferred == 0
@@ -384,7 +392,10 @@ def _capture(fn):
 def test_graph_replays_advance_the_schedule(i, setup, evaluator):
     """optimizer.step() and scheduler.step() captured together; every replay is one step of the
     schedule (compared with the closed form at the device counter), with no host sync between.
-    Adam (capturable, foreach) with float64 lrs, and fused SGD with float32 lrs."""
+    Adam (capturable, foreach) with float64 lrs, and fused SGD with float32 lrs. Where beta1 cycles,
+    the graph holds the scheduler's step alone: torch's Adam reads a tensor beta1 on the host
+    (``_foreach_lerp_``'s and ``addcmul_``'s scalar weights), so no torch optimizer with a cycled
+    tensor beta1 can be captured (seen on torch 2.11: cudaErrorStreamCaptureUnsupported)."""
     name, kw, opt = cap_cases()[i]
     if opt == "Adam" and setup != "Adam-f64":
         pytest.skip("beta1 cycles: Adam only")
@@ -401,7 +412,8 @@ def test_graph_replays_advance_the_schedule(i, setup, evaluator):
     check_evaluator(sched, evaluator)
 
     def train_step():
-        o.step()
+        if not _moms(kw):
+            o.step()
         sched.step()
 
     _warm_up(train_step)
@@ -452,7 +464,7 @@ def test_resume_then_capture_then_replay_is_the_uninterrupted_run(name, kw, fuse
         groups = [{"params": layer.parameters(), "lr": torch.tensor(base_lrs(n)[j], device=DEV)} for j, layer in enumerate(model)]
         opt = torch.optim.Adam(groups, capturable=GPU, fused=fused or None, foreach=None if fused else GPU or None)
         sched = getattr(F, name)(opt, capturable=True, **kw)
-        x = torch.randn(32, 8, device=DEV)
+        x = torch.randn(32, 8).to(DEV)  # CPU generator: a failed capture elsewhere leaves CUDA's unusable
 
         def train_step():
             opt.zero_grad(set_to_none=False)
