@@ -308,3 +308,30 @@ def test_onecycle_continues_its_last_phase_at_total_steps(strategy, three_phase)
             assert rel(g_cap["lr"], g_ref["lr"]) <= 1e-12, (k, g_cap["lr"], g_ref["lr"])
             assert rel(g_cap["momentum"], g_m["momentum"]) <= 1e-12
     assert ref.last_epoch == 20 == ref.total_steps
+
+
+@pytest.mark.parametrize("devices", [0, 1])
+def test_kernels_unusable_under_an_old_driver_fall_back_with_one_warning(devices, monkeypatch):
+    """fastlr._cuda links CUDA's runtime statically: under a driver older than that runtime it sees no
+    device while torch does. Then the kernels are not used (torch ops instead), with one warning."""
+    from fastlr import _tensor_lrs
+
+    class FakeKernels:
+        calls = 0
+
+        @staticmethod
+        def device_count():
+            FakeKernels.calls += 1
+            return devices
+
+    monkeypatch.setattr(_tensor_lrs, "_cuda", FakeKernels)
+    monkeypatch.setattr(_tensor_lrs, "_cuda_usable", None)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        first, second = _tensor_lrs.cuda_kernels(), _tensor_lrs.cuda_kernels()
+    assert FakeKernels.calls == 1  # asked once
+    if devices:
+        assert first is second is FakeKernels and not seen
+    else:
+        assert first is None and second is None
+        assert len(seen) == 1 and "driver" in str(seen[0].message) and seen[0].category is RuntimeWarning

@@ -264,7 +264,8 @@ class Capture:
         self.watch = _core.GroupWatch(opt.param_groups, ["lr"] + ([self.momentum_key] if self.momentum_key else []))
         self._cuda_arrays: tuple[torch.Tensor, ...] | None = None
         self._torch_ops: _torch_programs.TorchPrograms | None = None
-        if FORCE_TORCH_OPS or (device.type == "cuda" and _cuda is None) or device.type not in ("cpu", "cuda"):
+        kernels = _tensor_lrs.cuda_kernels() if device.type == "cuda" and _cuda is not None else None
+        if FORCE_TORCH_OPS or (device.type == "cuda" and kernels is None) or device.type not in ("cpu", "cuda"):
             # The packed element of each program: (Buffer, index).
             slots = [packed.slots[i] for i in range(n)]
             if self.momentum_key is not None:

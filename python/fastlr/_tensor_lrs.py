@@ -337,6 +337,33 @@ try:
 except ImportError:  # built without a CUDA compiler
     _cuda = None
 
+# Whether `_cuda` can launch on this machine: None until first asked (on the first CUDA tensor).
+_cuda_usable: bool | None = None
+
+
+def cuda_kernels() -> Any:
+    """``fastlr._cuda`` when it can launch on this machine's GPUs, else None. Asked only for CUDA
+    tensors (torch sees a device). The module links CUDA's runtime statically (13.0 in the wheels),
+    which needs a driver at least as new (r580); under an older driver it sees no device, and fastlr
+    warns once and falls back to vectorised torch ops (correct, slower)."""
+    global _cuda_usable
+    if _cuda is None:
+        return None
+    if _cuda_usable is None:
+        _cuda_usable = _cuda.device_count() > 0
+        if not _cuda_usable:
+            import warnings
+
+            warnings.warn(
+                "fastlr._cuda sees no CUDA device although torch does (the NVIDIA driver is older than the "
+                "CUDA runtime fastlr._cuda was built with): tensor lrs on CUDA are updated with torch ops "
+                "instead, which is correct but slower. Update the driver, or build fastlr from source "
+                "with FASTLR_CUDA=ON against your CUDA toolkit.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _cuda if _cuda_usable else None
+
 # Device operands last uploaded per (buffer, role): reused while their bytes are unchanged (base lrs
 # rarely change; lambda values change every step).
 _uploads: dict[tuple[int, str], tuple[bytes, torch.Tensor]] = {}
@@ -373,9 +400,10 @@ def device_apply(
     xd = _device_operand(buf, "x", x)
     yd = _device_operand(buf, "y", y)
     data = buf.data
-    if _cuda is not None and data.device.type == "cuda":
+    kernels = cuda_kernels() if data.device.type == "cuda" else None
+    if kernels is not None:
         stream = torch.cuda.current_stream(data.device).cuda_stream
-        _cuda.apply(
+        kernels.apply(
             op, a, b, data.data_ptr(), 0 if data.dtype == torch.float32 else 1,
             0 if buf.shadow is None else buf.shadow.data_ptr(),
             0 if xd is None else xd.data_ptr(), 0 if yd is None else yd.data_ptr(),
