@@ -3,7 +3,7 @@
 On CPU tensors the step runs the same program evaluator as the CUDA kernel (in C++, no torch op);
 these tests check the values against torch's closed forms, the counter, save/resume, the refusals,
 and that ``fastlr._cuda`` imports and reports launch failures without a GPU. The GPU itself is
-exercised by benchmarks/gpu_check.py.
+exercised by tests/test_cuda.py and benchmarks/gpu_check.py (benchmarks/gpu_run.sh runs both).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def test_float_lrs_are_refused():
 def test_cuda_module_imports_and_reports_launch_failures():
     cuda = pytest.importorskip("fastlr._cuda", reason="built without a CUDA compiler")
     if cuda.device_count() > 0:
-        pytest.skip("a GPU is present: benchmarks/gpu_check.py exercises the kernels")
+        pytest.skip("a GPU is present: tests/test_cuda.py exercises the kernels")
     # Without a device every launch fails, and the failure is raised, never ignored.
     with pytest.raises(RuntimeError, match="fastlr._cuda"):
         cuda.apply(1, 0.5, 0.0, 1 << 20, 1, 0, 0, 0, 4, 0)
