@@ -33,6 +33,9 @@ from torch.optim import swa_utils as _swa  # noqa: E402
 import fastlr.lr_scheduler as F  # noqa: E402
 from fastlr import _capturable, _tensor_lrs  # noqa: E402
 
+import test_capturable as _capturable_tests  # noqa: E402  (the cases of the CPU-side tests)
+import test_tensor_lrs as _tensor_lrs_tests  # noqa: E402
+
 try:
     from fastlr import _cuda
 except ImportError:  # built without a CUDA compiler: the torch-ops fallbacks run instead
@@ -129,20 +132,9 @@ def test_the_kernels_are_built_and_see_the_gpu():
 # The host-driven fused path (capturable=False): the engine computes on the host, one kernel launch
 # (or a fixed few torch ops) writes every group's lr on the device.
 
-ENGINE_CASES = [
-    ("StepLR", dict(step_size=3, gamma=0.7), "SGD"),
-    ("MultiStepLR", dict(milestones=[3, 9, 9, 40], gamma=0.3), "SGD"),
-    ("ConstantLR", dict(factor=0.3, total_iters=7), "SGD"),
-    ("LinearLR", dict(start_factor=0.1, total_iters=50), "SGD"),
-    ("ExponentialLR", dict(gamma=0.999), "SGD"),
-    ("PolynomialLR", dict(total_iters=70, power=0.9), "SGD"),
-    ("CosineAnnealingLR", dict(T_max=7, eta_min=1e-3), "SGD"),
+# test_tensor_lrs.py's cases (the CPU side of this check), and warm restarts.
+ENGINE_CASES = _tensor_lrs_tests.CASES + [
     ("CosineAnnealingWarmRestarts", dict(T_0=7, T_mult=2, eta_min=1e-3), "SGD"),
-    ("LambdaLR", dict(lr_lambda=lambda e: 0.99**e), "SGD"),
-    ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.99), "SGD"),
-    ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=7, mode="triangular2"), "SGD"),
-    ("OneCycleLR", dict(max_lr=0.1, total_steps=400), "Adam"),
-    ("SWALR", dict(swa_lr=0.05, anneal_epochs=13), "SGD"),
 ]
 ENGINE_IDS = [c[0] for c in ENGINE_CASES]
 STEPS = 300
@@ -282,29 +274,10 @@ def test_host_driven_steps_never_synchronise():
 # ---------------------------------------------------------------------------------------------------
 # Capturable mode: the counter and the closed forms on the device.
 
-M = 0.95
-B = 0.85
-
-
 def cap_cases():
-    m = torch.tensor(M, dtype=torch.float64, device=DEV)
-    b = torch.tensor(B, dtype=torch.float64, device=DEV)
-    return [
-        ("StepLR", dict(step_size=3, gamma=0.7), "SGD"),
-        ("MultiStepLR", dict(milestones=[3, 9, 9, 40], gamma=0.3), "SGD"),
-        ("ConstantLR", dict(factor=0.3, total_iters=7), "SGD"),
-        ("LinearLR", dict(start_factor=0.1, total_iters=50), "SGD"),
-        ("ExponentialLR", dict(gamma=0.999), "SGD"),
-        ("PolynomialLR", dict(total_iters=70, power=0.9), "SGD"),
-        ("CosineAnnealingLR", dict(T_max=77, eta_min=1e-3), "SGD"),
-        ("CosineAnnealingWarmRestarts", dict(T_0=7, T_mult=2, eta_min=1e-3), "SGD"),
-        ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=7, mode="triangular2", cycle_momentum=False), "SGD"),
-        ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=0.999, max_momentum=m, base_momentum=b), "Adam"),
-        ("OneCycleLR", dict(max_lr=0.1, total_steps=400, max_momentum=m, base_momentum=b), "Adam"),
-        ("OneCycleLR", dict(max_lr=0.1, total_steps=400, three_phase=True, anneal_strategy="linear", cycle_momentum=False), "SGD"),
-        ("SWALR", dict(swa_lr=0.05, anneal_epochs=13), "SGD"),
-        ("SWALR", dict(swa_lr=0.05, anneal_epochs=13, anneal_strategy="linear"), "SGD"),
-    ]
+    """test_capturable.py's cases (checked there on CPU tensors), their momentum bounds on the device."""
+    on_dev = lambda v: v.to(DEV) if isinstance(v, torch.Tensor) else v  # noqa: E731
+    return [(name, {k: on_dev(v) for k, v in kw.items()}, opt) for name, kw, opt in _capturable_tests.CASES]
 
 
 CAP_IDS = [f"{c[0]}-{i}" for i, c in enumerate(cap_cases())]
