@@ -209,20 +209,20 @@ def test_float32_cuda_lrs_are_the_rounding_of_torchs_float64_values(name, kw, op
     assert s._fastlr_engine.deferred == 0
 
 
-MOMENTUM_CASES = [
-    ("OneCycleLR", lambda: dict(max_lr=0.1, total_steps=120, max_momentum=torch.tensor(0.95, dtype=torch.float64, device=DEV),
-                                base_momentum=torch.tensor(0.8, dtype=torch.float64, device=DEV))),
-    ("CyclicLR", lambda: dict(base_lr=0.01, max_lr=0.1, step_size_up=7, cycle_momentum=True,
-                              base_momentum=torch.tensor(0.8, dtype=torch.float64, device=DEV),
-                              max_momentum=torch.tensor(0.95, dtype=torch.float64, device=DEV))),
-]
+def on_device(kw: dict) -> dict:
+    """A case's keyword arguments with its tensors (momentum bounds) moved to the device."""
+    return {k: v.to(DEV) if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+
+
+# test_tensor_lrs.py's cases (its CPU buffers routed through the device executor), on the device.
+MOMENTUM_CASES = _tensor_lrs_tests.MOMENTUM_CASES
 
 
 @pytest.mark.parametrize("opt", ["SGD", "Adam"])
 @pytest.mark.parametrize("name,kw", MOMENTUM_CASES, ids=[c[0] for c in MOMENTUM_CASES])
 def test_tensor_momentum_is_cycled_on_the_gpu_as_torch_does(name, kw, opt):
     o1, o2 = make(5, opt=opt, tensor_momentum=True), make(5, opt=opt, tensor_momentum=True)
-    s1, s2 = torch_class(name)(o1, **kw()), getattr(F, name)(o2, **kw())
+    s1, s2 = torch_class(name)(o1, **on_device(kw())), getattr(F, name)(o2, **on_device(kw()))
     mom = (lambda g: g["momentum"]) if opt == "SGD" else (lambda g: g["betas"][0])
     held = [mom(g) for g in o2.param_groups]
     for k in range(100):
@@ -276,8 +276,7 @@ def test_host_driven_steps_never_synchronise():
 
 def cap_cases():
     """test_capturable.py's cases (checked there on CPU tensors), their momentum bounds on the device."""
-    on_dev = lambda v: v.to(DEV) if isinstance(v, torch.Tensor) else v  # noqa: E731
-    return [(name, {k: on_dev(v) for k, v in kw.items()}, opt) for name, kw, opt in _capturable_tests.CASES]
+    return [(name, on_device(kw), opt) for name, kw, opt in _capturable_tests.CASES]
 
 
 CAP_IDS = [f"{c[0]}-{i}" for i, c in enumerate(cap_cases())]

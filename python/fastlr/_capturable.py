@@ -32,11 +32,6 @@ import torch
 from . import _core, _tensor_lrs, _torch_programs
 from . import schedules as S
 
-try:
-    from . import _cuda
-except ImportError:  # built without a CUDA compiler
-    _cuda = None
-
 __all__ = ["Capture", "closed_form_schedules"]
 
 #: Evaluate capturable steps with torch ops (`fastlr._torch_programs`) on every device, instead of the
@@ -264,8 +259,9 @@ class Capture:
         self.watch = _core.GroupWatch(opt.param_groups, ["lr"] + ([self.momentum_key] if self.momentum_key else []))
         self._cuda_arrays: tuple[torch.Tensor, ...] | None = None
         self._torch_ops: _torch_programs.TorchPrograms | None = None
-        kernels = _tensor_lrs.cuda_kernels() if device.type == "cuda" and _cuda is not None else None
-        if FORCE_TORCH_OPS or (device.type == "cuda" and kernels is None) or device.type not in ("cpu", "cuda"):
+        # fastlr._cuda where it is built and can launch here (`_tensor_lrs.cuda_kernels`), else None.
+        self._kernels = _tensor_lrs.cuda_kernels() if device.type == "cuda" else None
+        if FORCE_TORCH_OPS or (device.type == "cuda" and self._kernels is None) or device.type not in ("cpu", "cuda"):
             # The packed element of each program: (Buffer, index).
             slots = [packed.slots[i] for i in range(n)]
             if self.momentum_key is not None:
@@ -294,7 +290,7 @@ class Capture:
             n_off += len(prog)
             c_off += len(cb) // 4
             p_off += len(pb) // 8
-        assert _cuda is not None and len(entries) == _cuda.PROGRAM_ENTRY_SIZE * len(self.programs)
+        assert self._kernels is not None and len(entries) == self._kernels.PROGRAM_ENTRY_SIZE * len(self.programs)
 
         def dev(raw: bytes) -> torch.Tensor:
             host = torch.frombuffer(bytearray(raw) or bytearray(8), dtype=torch.uint8)
@@ -318,7 +314,7 @@ class Capture:
         elif self._cuda_arrays is not None:
             nodes, children, params, entries = self._cuda_arrays
             stream = torch.cuda.current_stream(self.device).cuda_stream
-            _cuda.run_programs(
+            self._kernels.run_programs(
                 nodes.data_ptr(), children.data_ptr(), params.data_ptr(), entries.data_ptr(),
                 len(self.programs), self.counter.data_ptr(), increment, stream,
             )
