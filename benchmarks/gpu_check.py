@@ -17,7 +17,8 @@ What it does, in one call:
      ``fastlr._cuda`` run, forced with ``_capturable.FORCE_TORCH_OPS``);
    * all stepping runs under ``torch.cuda.set_sync_debug_mode("error")``: any host-device sync raises.
 2. Times one step, per G in (1, 64, 1024), medians over alternating blocks:
-   torch's scheduler with tensor lrs | fastlr host-driven fused path | fastlr capturable, eager |
+   torch's scheduler with tensor lrs | fastlr host-driven fused path | the same with the snapshot for
+   get_last_lr() copied by a second launch (the path before the kernel wrote it) | fastlr capturable, eager |
    fastlr capturable, captured graph replay (scheduler step alone); and the torch-ops fallback,
    eager and replayed.
 
@@ -41,7 +42,7 @@ import torch.optim.lr_scheduler as T
 
 import fastlr
 import fastlr.lr_scheduler as F
-from fastlr import _capturable
+from fastlr import _capturable, _tensor_lrs
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("StepLR", dict(step_size=3, gamma=0.7)),
@@ -174,18 +175,34 @@ def no_sync_eager(device: str) -> None:
         check(ok, f"{'capturable' if capturable else 'host-driven'} step() under set_sync_debug_mode('error')")
 
 
-def median_time(fn: Callable[[], None], reps: int, device: str) -> float:
-    samples = []
-    for _ in range(7):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        samples.append((time.perf_counter() - t0) / reps)
-    return statistics.median(samples)
+def median_times(fns: dict[str, Callable[[], None]], reps: int, device: str, blocks: int = 7) -> dict[str, float]:
+    """Median seconds per call of each function, over `blocks` blocks of `reps` calls; the functions
+    alternate block by block, so that a slow spell of the machine hits all of them alike."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(blocks):
+        for key, fn in fns.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            samples[key].append((time.perf_counter() - t0) / reps)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _unfused_snapshot(sched: Any) -> Callable[[], None]:
+    """`sched.step` on the earlier host-driven path: the kernel, then a copy for get_last_lr()."""
+
+    def step() -> None:
+        _tensor_lrs._FUSE_SNAPSHOT = False
+        try:
+            sched.step()
+        finally:
+            _tensor_lrs._FUSE_SNAPSHOT = True
+
+    return step
 
 
 def timings(device: str) -> list[dict[str, Any]]:
@@ -201,11 +218,12 @@ def timings(device: str) -> list[dict[str, Any]]:
             t_ops = F.CosineAnnealingLR(make(device, n, torch.float32), T_max=10**6, capturable=True)
             _capturable.FORCE_TORCH_OPS = False
         reps = max(20, 2000 // n)
-        row = {"groups": n, "torch": median_time(t_torch.step, reps, device) * 1e6,
-               "fastlr_fused": median_time(t_fast.step, reps, device) * 1e6,
-               "fastlr_capturable": median_time(t_cap.step, reps, device) * 1e6,
-               "fastlr_torch_ops": median_time(t_ops.step, reps, device) * 1e6}
+        eager = median_times({"torch": t_torch.step, "fastlr_fused": t_fast.step,
+                              "fastlr_fused_copy_snapshot": _unfused_snapshot(t_fast),
+                              "fastlr_capturable": t_cap.step, "fastlr_torch_ops": t_ops.step}, reps, device)
+        row: dict[str, Any] = {"groups": n, **{k: v * 1e6 for k, v in eager.items()}}
         if device == "cuda":
+            graphs = {}
             for key, sched in (("fastlr_graph_replay", t_cap), ("fastlr_torch_ops_replay", t_ops)):
                 g = torch.cuda.CUDAGraph()
                 s = torch.cuda.Stream()
@@ -215,7 +233,8 @@ def timings(device: str) -> list[dict[str, Any]]:
                 torch.cuda.current_stream().wait_stream(s)
                 with torch.cuda.graph(g):
                     sched.step()
-                row[key] = median_time(g.replay, reps, device) * 1e6
+                graphs[key] = g.replay
+            row.update({k: v * 1e6 for k, v in median_times(graphs, reps, device).items()})
         rows.append(row)
         print("   ", {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     return rows
@@ -248,11 +267,12 @@ def main() -> int:
         print("\nFAILURES:" if failures else "\nall checks passed", *failures, sep="\n  ")
         return 1 if failures else 0
     rows = timings(device)
-    print("\n| G | torch tensor-lr step | fastlr fused | fastlr capturable (eager) | captured graph replay |"
-          " torch-ops fallback (eager) | torch-ops fallback replay |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| G | torch tensor-lr step | fastlr fused | (snapshot copied) | fastlr capturable (eager) |"
+          " captured graph replay | torch-ops fallback (eager) | torch-ops fallback replay |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['groups']} | {r['torch']:.2f} µs | {r['fastlr_fused']:.2f} µs | {r['fastlr_capturable']:.2f} µs | "
+        print(f"| {r['groups']} | {r['torch']:.2f} µs | {r['fastlr_fused']:.2f} µs | "
+              f"{r['fastlr_fused_copy_snapshot']:.2f} µs | {r['fastlr_capturable']:.2f} µs | "
               f"{r.get('fastlr_graph_replay', math.nan):.2f} µs | {r['fastlr_torch_ops']:.2f} µs | "
               f"{r.get('fastlr_torch_ops_replay', math.nan):.2f} µs |")
     if args.json:

@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/gpu_run.sh            # everything
 #   STAGES="build tests" bash benchmarks/gpu_run.sh
+#   STAGES="info wheel tests check sanitize suite" bash benchmarks/gpu_run.sh   # a carried wheel instead
 #
 # Uses the machine's own python3, torch, pybind11 and scikit-build-core (nothing can be fetched there).
 set -uo pipefail
@@ -22,6 +23,16 @@ if has info; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv 2>&1 | tee "$OUT/info.txt"
   $PY -c "import sys, torch, numpy; print(sys.version); print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name()); print('numpy', numpy.__version__)" 2>&1 | tee -a "$OUT/info.txt"
   nvcc --version | tail -1 | tee -a "$OUT/info.txt"
+fi
+
+if has wheel; then
+  # A wheel built elsewhere (CI's wheel step: FASTLR_CUDA=ON, sm_75/80/90 + PTX), carried in .whl/:
+  # what users install, instead of the source build below.
+  stage wheel
+  whl=$(ls .whl/fastlr-*-cp$($PY -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')-*.whl 2>/dev/null | head -1)
+  if [ -z "$whl" ]; then echo "no fastlr wheel for this Python in .whl/"; exit 1; fi
+  $PY -m pip install -q --no-deps --no-index --force-reinstall "$whl" > "$OUT/wheel.log" 2>&1 || { cat "$OUT/wheel.log"; exit 1; }
+  (cd /tmp && $PY -c "import fastlr, fastlr._cuda as c; print('fastlr', fastlr.__version__, 'from', fastlr.__file__, 'devices', c.device_count())")
 fi
 
 if has build; then

@@ -206,6 +206,7 @@ def test_float32_cuda_lrs_are_the_rounding_of_torchs_float64_values(name, kw, op
         s_ref.step()
         s.step()
         assert [f32(x) for x in lrs_of(ref)] == lrs_of(o), k
+        assert [float(x) for x in s.get_last_lr()] == lrs_of(o), k  # the snapshot the kernel writes
     assert s._fastlr_engine.deferred == 0
 
 

@@ -12,7 +12,8 @@ namespace cuda {
 namespace {
 
 template <class T>
-__global__ void apply_kernel(update u, T* dst, double* shadow, const double* x, const double* y, std::int64_t n) {
+__global__ void apply_kernel(update u, T* dst, double* shadow, T* snap, const double* x, const double* y,
+                             std::int64_t n) {
     const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     double cur = static_cast<double>(dst[i]);
@@ -24,6 +25,7 @@ __global__ void apply_kernel(update u, T* dst, double* shadow, const double* x, 
     const double v = eval(u, xi, yi);
     dst[i] = static_cast<T>(v);
     if (shadow) shadow[i] = v;
+    if (snap) snap[i] = static_cast<T>(v);  // get_last_lr()'s copy, in the same launch
 }
 
 /// One block: every thread reads the counter before the block synchronises, and only then does
@@ -54,16 +56,18 @@ int launch_programs(const void* nodes, const std::uint32_t* children, const doub
     return static_cast<int>(cudaGetLastError());
 }
 
-int launch_apply(const update& u, void* dst, dtype t, double* shadow, const double* x, const double* y,
+int launch_apply(const update& u, void* dst, dtype t, double* shadow, void* snap, const double* x, const double* y,
                  std::int64_t n, std::uintptr_t stream) {
     if (n <= 0) return cudaSuccess;
     const int threads = 256;
     const unsigned blocks = static_cast<unsigned>((n + threads - 1) / threads);
     cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
     if (t == dtype::f32)
-        apply_kernel<float><<<blocks, threads, 0, s>>>(u, static_cast<float*>(dst), shadow, x, y, n);
+        apply_kernel<float><<<blocks, threads, 0, s>>>(u, static_cast<float*>(dst), shadow, static_cast<float*>(snap), x,
+                                                        y, n);
     else
-        apply_kernel<double><<<blocks, threads, 0, s>>>(u, static_cast<double*>(dst), shadow, x, y, n);
+        apply_kernel<double><<<blocks, threads, 0, s>>>(u, static_cast<double*>(dst), shadow, static_cast<double*>(snap),
+                                                         x, y, n);
     return static_cast<int>(cudaGetLastError());  // the launch itself failed (bad config, no device, ...)
 }
 

@@ -17,9 +17,11 @@ enum class dtype : int { f32 = 0, f64 = 1 };
 /// x_i = x ? x[i] : the group's current lr, y_i = y ? y[i] : 0, and dst[i] = eval(u, x_i, y_i).
 /// The current lr of a float32 group is its float64 shadow while dst[i] still holds the shadow's
 /// rounding (no one edited it), else dst[i] itself; `shadow` (may be null for float64 buffers) is
-/// updated with the exact value, so float32 lrs stay the rounding of the float64 recurrence.
+/// updated with the exact value, so float32 lrs stay the rounding of the float64 recurrence. `snap`
+/// (may be null; same element type as dst) receives a copy of the new dst[i]: the scheduler's snapshot
+/// for get_last_lr(), written by the same launch instead of a second one.
 /// Returns a cudaError_t (0: launched). The launch goes on `stream` (torch's current stream).
-int launch_apply(const update& u, void* dst, dtype t, double* shadow, const double* x, const double* y,
+int launch_apply(const update& u, void* dst, dtype t, double* shadow, void* snap, const double* x, const double* y,
                  std::int64_t n, std::uintptr_t stream);
 
 /// One entry of a capturable step: program `k` (its arrays at the given offsets into the shared node,

@@ -29,19 +29,20 @@ PYBIND11_MODULE(_cuda, m) {
     m.def(
         "apply",
         [](int op, double a, double b, std::uintptr_t dst, int dtype, std::uintptr_t shadow, std::uintptr_t x,
-           std::uintptr_t y, std::int64_t n, std::uintptr_t stream) {
+           std::uintptr_t y, std::int64_t n, std::uintptr_t stream, std::uintptr_t snap) {
             if (dtype != 0 && dtype != 1) throw py::value_error("dtype must be 0 (float32) or 1 (float64)");
             if (n < 0) throw py::value_error("n must be >= 0");
             if (n > 0 && dst == 0) throw py::value_error("null destination");
             check(fastlr::cuda::launch_apply(make_update(op, a, b), reinterpret_cast<void*>(dst),
                                              static_cast<fastlr::cuda::dtype>(dtype), reinterpret_cast<double*>(shadow),
-                                             reinterpret_cast<const double*>(x), reinterpret_cast<const double*>(y), n,
-                                             stream),
+                                             reinterpret_cast<void*>(snap), reinterpret_cast<const double*>(x),
+                                             reinterpret_cast<const double*>(y), n, stream),
                   "kernel launch");
         },
         py::arg("op"), py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("dtype"), py::arg("shadow"), py::arg("x"),
-        py::arg("y"), py::arg("n"), py::arg("stream"),
-        "Launch the host-driven lr update on `stream` for n groups of a packed buffer (see kernels.hpp).\n"
+        py::arg("y"), py::arg("n"), py::arg("stream"), py::arg("snap") = 0,
+        "Launch the host-driven lr update on `stream` for n groups of a packed buffer (see kernels.hpp);\n"
+        "`snap` (0: none) receives a copy of the new values, same dtype as `dst`.\n"
         "Raises RuntimeError if the launch fails.");
     m.def(
         "run_programs",

@@ -402,17 +402,35 @@ def device_apply(
     data = buf.data
     kernels = cuda_kernels() if data.device.type == "cuda" else None
     if kernels is not None:
-        stream = torch.cuda.current_stream(data.device).cuda_stream
+        # The kernel also writes the snapshot: one launch a buffer.
         kernels.apply(
             op, a, b, data.data_ptr(), 0 if data.dtype == torch.float32 else 1,
             0 if buf.shadow is None else buf.shadow.data_ptr(),
             0 if xd is None else xd.data_ptr(), 0 if yd is None else yd.data_ptr(),
-            data.numel(), stream,
+            data.numel(), current_stream(data), snap.data_ptr() if _FUSE_SNAPSHOT else 0,
         )
+        if _FUSE_SNAPSHOT:
+            return
     else:
         DeviceExecutor.apply(buf, op, a, b, xd, yd)
     with torch.no_grad():
         snap.copy_(data)
+
+
+# Whether the kernel writes get_last_lr()'s snapshot itself (True), or a copy follows it (False: the
+# earlier path, kept so that benchmarks/gpu_check.py can time both in one run).
+_FUSE_SNAPSHOT = True
+
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
+def current_stream(t: torch.Tensor) -> int:
+    """The handle of torch's current CUDA stream on `t`'s device, as an int. torch's private
+    ``_cuda_getCurrentRawStream`` (what its compiled code calls) where it exists, which builds no
+    Stream object; else the public ``torch.cuda.current_stream(device).cuda_stream``."""
+    if _raw_stream is not None:
+        return _raw_stream(t.get_device())
+    return torch.cuda.current_stream(t.device).cuda_stream
 
 
 # ------------------------------------------------------------------------------------------------
