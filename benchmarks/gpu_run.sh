@@ -77,7 +77,7 @@ fi
 
 if has suite; then
   stage "the whole test suite (this machine's python and torch)"
-  timeout ${SUITE_TIMEOUT:-200} $PY -m pytest tests -q -p no:cacheprovider -n ${WORKERS:-16} -x \
+  timeout ${SUITE_TIMEOUT:-200} $PY -m pytest ${SUITE_TESTS:-tests} -q -p no:cacheprovider -n ${WORKERS:-16} -x \
     --ignore=tests/test_cuda.py > "$OUT/suite.log" 2>&1
   rc=$?; status=$((status | (rc != 0)))
   grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/suite.log" | tail -30

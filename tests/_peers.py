@@ -28,20 +28,23 @@ def _missing(name: str, why: str) -> Any:
     pytest.skip(f"{name} is not installed ({why})")
 
 
-def timm_scheduler() -> Any:
-    """``timm.scheduler``, or skip."""
+def timm_scheduler(needs: str | None = None) -> Any:
+    """``timm.scheduler``, or skip; also skip when it lacks the class `needs` (an older timm)."""
     try:
-        return importlib.import_module("timm.scheduler")
+        mod = importlib.import_module("timm.scheduler")
     except ModuleNotFoundError as e:
         if e.name != "torchvision":
             return _missing("timm", str(e))
-    spec = importlib.util.find_spec("timm")
-    if spec is None or not spec.submodule_search_locations:
-        return _missing("timm", "no timm package")
-    shell = types.ModuleType("timm")
-    shell.__path__ = list(spec.submodule_search_locations)
-    sys.modules["timm"] = shell  # a package with timm's files and without its __init__
-    return importlib.import_module("timm.scheduler")
+        spec = importlib.util.find_spec("timm")
+        if spec is None or not spec.submodule_search_locations:
+            return _missing("timm", "no timm package")
+        shell = types.ModuleType("timm")
+        shell.__path__ = list(spec.submodule_search_locations)
+        sys.modules["timm"] = shell  # a package with timm's files and without its __init__
+        mod = importlib.import_module("timm.scheduler")
+    if needs is not None and not hasattr(mod, needs):
+        return _missing(f"timm.scheduler.{needs}", "an older timm (CI pins timm 1.0.31)")
+    return mod
 
 
 def optax() -> Any:

@@ -140,8 +140,8 @@ ENGINE_IDS = [c[0] for c in ENGINE_CASES]
 STEPS = 300
 # torch's own run on CUDA tensors is not its CPU run here: SWALR's _get_initial_lr divides a CUDA tensor
 # by a Python float, which torch's CUDA kernel computes as a product with the reciprocal (seen on torch
-# 2.11, H200: a last-bit difference from step 2 on). fastlr keeps the CPU (Python float) values on
-# every device: the parity contract.
+# 2.11, H200: up to 2 ulps (4.3e-16) from step 2 on; compared within 1e-15 below). fastlr keeps the CPU
+# (Python float) values on every device, the torch-ops fallback too: the parity contract.
 TORCH_CUDA_ROUNDS_ON_ITS_OWN = {"SWALR"} if GPU else set()
 
 
@@ -183,7 +183,7 @@ def test_float64_cuda_lrs_are_torchs_bitwise(name, kw, opt, kind, n, force_torch
         got = lrs_of(o_f)
         assert got == lrs_of(ref), k
         if name in TORCH_CUDA_ROUNDS_ON_ITS_OWN:
-            assert got == pytest.approx(lrs_of(o_t), rel=4e-16, abs=0), k
+            assert got == pytest.approx(lrs_of(o_t), rel=1e-15, abs=0), k
         else:
             assert got == lrs_of(o_t), k
         assert [float(x) for x in s_f.get_last_lr()] == got

@@ -127,17 +127,25 @@ def test_forest_is_scikit_learns_and_fitted_on_the_tuning_part(tmp_path):
 
 def test_generator_is_deterministic_and_reproduces_a_slice(tmp_path):
     """Train one configuration again (iris, logistic regression, plain SGD, seed 0): the sweep finds the
-    same lr*, and the runs, their labels and lrs are the shipped ones (losses to float32 rounding)."""
-    pytest.importorskip("torch")
+    same lr*, and the runs, their labels and lrs are the shipped ones; the losses too (to float32
+    rounding) where torch's CPU kernels are the ones the corpus was made with. Another instruction set
+    rounds differently (seen with AVX-512: losses apart from step 41 on in a high-lr run), and then only
+    the first loss, before any update has amplified the difference, is compared."""
+    torch = pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     config = ("iris", "linear", "sgd")
     runs, info = _corpus.run_config(config, seeds=(0,))
-    shipped, _ = _corpus.load_runs(str(CORPUS))
+    shipped, shipped_info = _corpus.load_runs(str(CORPUS))
+    # the shipped file predates "made_with": made with torch 2.13.0 on an AVX2 machine (loss_curves.md)
+    made_on = shipped_info.get("made_with", {}).get("cpu_capability", "AVX2")
+    same_kernels = torch.backends.cpu.get_cpu_capability() == made_on
     shipped = [r for r in shipped if (r.dataset, r.model, r.optimizer) == config and r.seed == 0]
     assert [r.label for r in runs] == [r.label for r in shipped]
     for a, b in zip(runs, shipped):
         assert (a.lr, a.lr_star, a.schedule, a.steps_per_epoch) == (b.lr, b.lr_star, b.schedule, b.steps_per_epoch)
-        np.testing.assert_allclose(a.losses, b.losses, rtol=1e-4, atol=1e-6, equal_nan=True)
+        n = len(b.losses) if same_kernels else 1
+        assert len(a.losses) == len(b.losses)
+        np.testing.assert_allclose(a.losses[:n], b.losses[:n], rtol=1e-4, atol=1e-6, equal_nan=True)
     # and the views derived from them are deterministic
     v1, v2 = _corpus.views(runs[0].losses, runs[0].steps_per_epoch), _corpus.views(runs[0].losses, runs[0].steps_per_epoch)
     for k in v1:

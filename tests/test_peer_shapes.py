@@ -68,7 +68,7 @@ def test_wsd_stable_and_decay_functions_are_timm(stable: str, decay: str) -> Non
     """Bitwise after the warm-up for every pair but the cosine decay (fastlr's cos(pi x) is its own,
     exactly rounded at the phase ends; within a few ulps); the warm-up itself is timm's line with a
     different operation order (init + t * slope): within an ulp or two."""
-    timm = _peers.timm_scheduler()
+    timm = _peers.timm_scheduler(needs="WSDLRScheduler")
     W, T, D = 20, 200, 60
     want = _timm_lrs(
         lambda o: timm.WSDLRScheduler(

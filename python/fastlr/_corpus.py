@@ -364,6 +364,15 @@ def _sweep(tr: _Trainer, seed: int, lr_grid: tuple[float, ...]) -> tuple[float, 
     return lr_star, made[lr_star], finals[lr_star]
 
 
+def made_with(torch: Any) -> dict[str, str]:
+    """What the losses depend on beyond the code and the seeds: torch's version and the instruction set
+    its CPU kernels use (another one rounds differently, and the high-lr runs amplify the difference)."""
+    import sklearn
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "sklearn": sklearn.__version__}
+
+
 def generate(datasets: Iterable[str] = DATASETS, models: Iterable[str] = MODELS,
              optimizers: Iterable[str] = OPTIMIZERS, seeds: Iterable[int] = SEEDS,
              lr_grid: Iterable[float] = LR_GRID, jobs: int = 1, log: Any = None,
@@ -371,8 +380,10 @@ def generate(datasets: Iterable[str] = DATASETS, models: Iterable[str] = MODELS,
     """Train and label the runs (see the module docstring); ``jobs`` processes train configurations
     in parallel (the result does not depend on it). ``progress(runs, info)`` is called after each
     configuration. Returns the runs and a report."""
+    import torch
+
     say = log or (lambda *a: None)
-    info: dict[str, Any] = {"skipped": [], "missing": [], "lr_star": {}}
+    info: dict[str, Any] = {"skipped": [], "missing": [], "lr_star": {}, "made_with": made_with(torch)}
     usable = []
     for ds in datasets:
         try:

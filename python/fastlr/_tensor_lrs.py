@@ -327,7 +327,9 @@ class DeviceExecutor:
         if op == E.ANNEAL_LINEAR:
             return ((y - x) * a) + x
         if op == E.SWA:
-            prev = y if b == 1 else (x - (y * b)) / (1.0 - b)
+            # A tensor divisor, not a Python float: torch's CUDA kernel divides by a host scalar as a
+            # product with its reciprocal (not IEEE division; seen as a last-bit difference on an H200).
+            prev = y if b == 1 else (x - (y * b)) / torch.full_like(x, 1.0 - b)
             return (y * a) + (prev * (1.0 - a))
         raise ValueError(f"unknown update op {op}")
 
