@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 import fastlr
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -51,6 +53,22 @@ def test_requires_python_is_what_ci_builds():
     assert 'requires-python = ">=3.10"' in text
     ci = (ROOT / ".ci" / "run").read_text()
     assert "for v in 3.10 3.11 3.12 3.13; do" in ci
+
+
+def test_linux_release_wheels_are_built_with_the_cuda_kernels():
+    """cibuildwheel's Linux wheels: FASTLR_CUDA=ON, with the nvcc that before-all installs (the same CUDA
+    version in both places), and the architectures CMake defaults to; the macOS wheels without."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
+    linux, macos = cfg["linux"], cfg["macos"]
+    assert linux["environment"]["FASTLR_CUDA"] == "ON"
+    assert macos["environment"]["FASTLR_CUDA"] == "OFF"
+    script = ROOT / ".github" / "install_cuda.sh"
+    assert linux["before-all"] == "bash {project}/.github/install_cuda.sh" and script.exists()
+    version = re.search(r"cuda-nvcc-(\d+)-(\d+)", script.read_text())
+    assert version, "install_cuda.sh installs no cuda-nvcc package"
+    assert linux["environment"]["CUDACXX"] == f"/usr/local/cuda-{version[1]}.{version[2]}/bin/nvcc"
+    assert "75-real 80-real 90" in (ROOT / "CMakeLists.txt").read_text()
 
 
 def test_import_fastlr_without_torch():
