@@ -257,6 +257,15 @@ def main() -> int:
         import fastlr._cuda as fc
 
         info["gpu"] = torch.cuda.get_device_name()
+        info["date"] = time.strftime("%Y-%m-%d")
+        try:
+            import subprocess
+
+            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                            capture_output=True, text=True, timeout=30).stdout.split("\n")[0].strip()
+        except (OSError, subprocess.SubprocessError):
+            info["driver"] = "unknown"
+        info["how"] = "benchmarks/gpu_check.py"
         check(fc.device_count() >= 1, "fastlr._cuda is built and sees the GPU")
     host_driven_parity(device)
     if device == "cuda":

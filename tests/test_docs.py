@@ -178,6 +178,25 @@ def test_the_performance_page_reads_a_real_run():
     assert rows and all(r["torch_us"] > 0 and r["fastlr_us"] > 0 for r in rows)
 
 
+def test_the_performance_page_has_the_gpu_run():
+    """The GPU table is rendered from gpu_check.py's JSON of a real run: every row, with torch's time
+    over fastlr's as the ratio."""
+    import importlib.util
+    import json
+
+    doc = json.loads((DOCS / "_data" / "gpu_check.json").read_text(encoding="utf-8"))
+    assert doc["info"]["gpu"] and doc["info"]["date"] and not doc["failures"]
+    spec = importlib.util.spec_from_file_location("bench_tables_t", DOCS / "_ext" / "bench_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    table = mod.render_gpu()
+    for r in doc["timings"]:
+        row = next(line for line in table.splitlines() if line.startswith(f"| {r['groups']} |"))
+        assert f"({mod._ratio(r['torch'] / r['fastlr_fused'])})" in row
+        assert f"({mod._ratio(r['torch'] / r['fastlr_capturable'])})" in row
+    assert "render_gpu()" in (DOCS / "performance.md").read_text(encoding="utf-8")
+
+
 # ------------------------------------------------------------------------------------------------
 # The internal link checker, the README command and CI
 

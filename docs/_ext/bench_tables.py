@@ -17,6 +17,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "_data" / "benchmarks.json"
+GPU_DATA = ROOT / "docs" / "_data" / "gpu_check.json"
 
 
 def _report() -> Any:
@@ -99,3 +100,31 @@ def render(path: Path = DATA) -> str:
             out.append(f"| {r['scheduler']} | {r['torch_growth_bytes_1e5_steps_G16']} | {r['fastlr_growth_bytes_1e5_steps_G16']} "
                        f"| {r['torch_transient_bytes_G4096']} | {r['fastlr_transient_bytes_G4096']} |")
     return "\n".join(out) + "\n"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}x" if x < 1 else f"{x:.1f}x" if x < 10 else f"{x:.0f}x"
+
+
+def render_gpu(path: Path = GPU_DATA) -> str:
+    """The GPU table, from a ``benchmarks/gpu_check.py --json`` file (run by ``benchmarks/gpu_run.sh``)."""
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    i = doc["info"]
+    out = [
+        f"Measured on **{i['date']}**, on one **{i['gpu']}** (driver {i['driver']}), Python {i['python']}, torch "
+        f"{i['torch']}, fastlr {i['fastlr']} ({i['how']}). `CosineAnnealingLR` with float32 CUDA lrs; µs per "
+        "`scheduler.step()`, medians of 7 alternating blocks; the ratio is torch's time over fastlr's in the same run.",
+        "",
+        "| G | torch | fastlr, host-driven | fastlr, capturable (eager) | captured graph replay | "
+        "torch-ops fallback (eager) | fallback replay |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in doc["timings"]:
+        t = r["torch"]
+        out.append(f"| {r['groups']} | {_num(t)} | {_num(r['fastlr_fused'])} ({_ratio(t / r['fastlr_fused'])}) | "
+                   f"{_num(r['fastlr_capturable'])} ({_ratio(t / r['fastlr_capturable'])}) | "
+                   f"{_num(r['fastlr_graph_replay'])} | {_num(r['fastlr_torch_ops'])} "
+                   f"({_ratio(t / r['fastlr_torch_ops'])}) | {_num(r['fastlr_torch_ops_replay'])} |")
+    if doc.get("failures"):
+        out += ["", "Checks that failed in that run: " + "; ".join(doc["failures"])]
+    return "\n".join(out)
