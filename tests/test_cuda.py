@@ -547,3 +547,59 @@ def test_a_plateau_step_captured_in_a_graph_reduces_on_replay():
     metric.fill_(0.1)  # an improvement: no reduction
     graph.replay()
     assert lrs_of(o) == [x * 0.125 for x in before]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A second GPU: the kernels launch on the lr tensors' device, not on torch's current one.
+
+
+@pytest.mark.skipif(not GPU or torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-driven", "capturable"])
+def test_lrs_on_another_gpu_than_the_current_one(capturable):
+    """An optimizer on cuda:1 while torch's current device is cuda:0 (no set_device): the lrs are
+    torch's, on cuda:1, and nothing is written on cuda:0."""
+    assert torch.cuda.current_device() == 0
+    dev = torch.device("cuda:1")
+    ref = make(5, kind="float", device="cpu")
+    o = make(5, device=dev)
+    kw = dict(T_max=40, eta_min=1e-3)
+    s_ref = torch_class("CosineAnnealingLR")(ref, **kw)
+    s = F.CosineAnnealingLR(o, capturable=capturable, **kw)
+    for k in range(60):
+        s_ref.step()
+        s.step()
+        got = lrs_of(o)
+        if capturable:  # the closed form on the device
+            assert got == pytest.approx(lrs_of(ref), rel=1e-12), k
+        else:
+            assert got == lrs_of(ref), k
+    assert all(g["lr"].device == dev for g in o.param_groups)
+    assert torch.cuda.current_device() == 0
+
+
+@needs_gpu
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-driven", "capturable"])
+def test_a_launch_makes_the_tensors_device_current_when_it_is_not(capturable, monkeypatch):
+    """The branch the test above needs two GPUs for, on one: torch's current device reported as
+    another one, so the launch runs inside torch.cuda.device(<the tensors' device>)."""
+    if _cuda is None:
+        pytest.skip("built without fastlr._cuda")
+    entered = []
+    real = torch.cuda.device
+
+    class Spy(real):
+        def __enter__(self):
+            entered.append(self.idx)
+            return super().__enter__()
+
+    ref = make(3, kind="float", device="cpu")
+    o = make(3)
+    s_ref, s = torch_class("StepLR")(ref, step_size=2, gamma=0.5), F.StepLR(o, step_size=2, gamma=0.5, capturable=capturable)
+    monkeypatch.setattr(_tensor_lrs, "_current_device", lambda: DEV.index + 1 if DEV.index is not None else 1)
+    monkeypatch.setattr(torch.cuda, "device", Spy)
+    for _ in range(5):
+        s_ref.step()
+        s.step()
+    assert entered and set(entered) == {o.param_groups[0]["lr"].get_device()}
+    assert lrs_of(o) == lrs_of(ref)
+

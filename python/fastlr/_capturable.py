@@ -313,10 +313,11 @@ class Capture:
             self._torch_ops.run(self.counter, increment)
         elif self._cuda_arrays is not None:
             nodes, children, params, entries = self._cuda_arrays
-            self._kernels.run_programs(
-                nodes.data_ptr(), children.data_ptr(), params.data_ptr(), entries.data_ptr(),
-                len(self.programs), self.counter.data_ptr(), increment, _tensor_lrs.current_stream(self.counter),
-            )
+            with _tensor_lrs.device_of(self.counter):
+                self._kernels.run_programs(
+                    nodes.data_ptr(), children.data_ptr(), params.data_ptr(), entries.data_ptr(),
+                    len(self.programs), self.counter.data_ptr(), increment, _tensor_lrs.current_stream(self.counter),
+                )
         else:
             _core.capturable_step(self.programs, self.dsts, self.counter.data_ptr(), increment)
         self.dirty = True

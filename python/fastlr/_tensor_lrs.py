@@ -23,6 +23,7 @@ tensors, so they too keep their identity and ``torch.compile`` does not recompil
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import weakref
 from typing import Any
@@ -405,12 +406,13 @@ def device_apply(
     kernels = cuda_kernels() if data.device.type == "cuda" else None
     if kernels is not None:
         # The kernel also writes the snapshot: one launch a buffer.
-        kernels.apply(
-            op, a, b, data.data_ptr(), 0 if data.dtype == torch.float32 else 1,
-            0 if buf.shadow is None else buf.shadow.data_ptr(),
-            0 if xd is None else xd.data_ptr(), 0 if yd is None else yd.data_ptr(),
-            data.numel(), current_stream(data), snap.data_ptr() if _FUSE_SNAPSHOT else 0,
-        )
+        with device_of(data):
+            kernels.apply(
+                op, a, b, data.data_ptr(), 0 if data.dtype == torch.float32 else 1,
+                0 if buf.shadow is None else buf.shadow.data_ptr(),
+                0 if xd is None else xd.data_ptr(), 0 if yd is None else yd.data_ptr(),
+                data.numel(), current_stream(data), snap.data_ptr() if _FUSE_SNAPSHOT else 0,
+            )
         if _FUSE_SNAPSHOT:
             return
     else:
@@ -424,6 +426,20 @@ def device_apply(
 _FUSE_SNAPSHOT = True
 
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
+_current_device = getattr(torch._C, "_cuda_getDevice", None)
+_SAME_DEVICE = contextlib.nullcontext()
+
+
+def device_of(t: torch.Tensor) -> Any:
+    """A context in which `t`'s CUDA device is the current one: `fastlr._cuda` launches on the current
+    device (the context torch made current), so a tensor on another GPU than torch's current one (an
+    optimizer on ``cuda:1`` in a process that never called ``torch.cuda.set_device``) needs it made
+    current for the launch. A no-op context when it already is (the usual case, one GPU a process)."""
+    idx = t.get_device()
+    cur = _current_device() if _current_device is not None else torch.cuda.current_device()
+    return _SAME_DEVICE if idx == cur else torch.cuda.device(idx)
 
 
 def current_stream(t: torch.Tensor) -> int:
