@@ -317,3 +317,32 @@ def test_device_executor_cycles_tensor_momentum_as_torch(name, kw, opt, monkeypa
         assert [float(mom(g)) for g in o1.param_groups] == [float(mom(g)) for g in o2.param_groups], k
     assert all(mom(g) is h for g, h in zip(o2.param_groups, held))
     assert s2._fastlr_engine.deferred == 0
+
+
+def test_device_operands_die_with_their_buffer(monkeypatch):
+    """The operands uploaded for a buffer (its lambda values, its base lrs) are cached with the buffer,
+    not beyond it: once the optimizer and scheduler are gone (a resume re-packs into new buffers),
+    nothing holds them."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(_tensor_lrs, "FORCE_DEVICE_EXECUTOR", True)
+    uploaded = []
+    real = _tensor_lrs._device_operand
+
+    def spy(buf, role, raw):
+        t = real(buf, role, raw)
+        if t is not None:
+            uploaded.append(weakref.ref(t))
+        return t
+
+    monkeypatch.setattr(_tensor_lrs, "_device_operand", spy)
+    for _ in range(3):
+        o = make("t64", 4, "SGD")
+        s = F.LambdaLR(o, lr_lambda=lambda e: 0.9**e)
+        for _ in range(3):
+            s.step()
+        del o, s
+    gc.collect()
+    assert uploaded, "no operand was uploaded: the test does not exercise the cache"
+    assert [r for r in uploaded if r() is not None] == []

@@ -69,10 +69,13 @@ class Buffer:
     """One packed buffer: `data` (distinct tensors are its elements) and a float64 `shadow` for float32
     data. Shared by every scheduler of the optimizer that packed it (`owner`, a weak reference)."""
 
-    __slots__ = ("data", "shadow", "members", "owner", "__weakref__")
+    __slots__ = ("data", "shadow", "members", "owner", "uploads", "__weakref__")
 
     def __init__(self, members: list[tuple[int, torch.Tensor]], owner: Any = None) -> None:
         self.members = members  # (first group holding the tensor, the tensor), one per element
+        # Device operands last uploaded for this buffer, per role ("x", "y"): (their bytes, the tensor),
+        # reused while the bytes are unchanged (base lrs rarely change; lambda values every step).
+        self.uploads: dict[str, tuple[bytes, torch.Tensor]] = {}
         self.owner = weakref.ref(owner) if owner is not None else None
         with torch.no_grad():
             self.data = torch.stack([t.detach().clone() for _, t in members]).contiguous()
@@ -367,16 +370,11 @@ def cuda_kernels() -> Any:
             )
     return _cuda if _cuda_usable else None
 
-# Device operands last uploaded per (buffer, role): reused while their bytes are unchanged (base lrs
-# rarely change; lambda values change every step).
-_uploads: dict[tuple[int, str], tuple[bytes, torch.Tensor]] = {}
-
-
 def _device_operand(buf: Buffer, role: str, raw: bytes | None) -> torch.Tensor | None:
+    """`raw` (float64 bytes) on the buffer's device: the last upload for this role while unchanged."""
     if raw is None:
         return None
-    key = (id(buf), role)
-    hit = _uploads.get(key)
+    hit = buf.uploads.get(role)
     if hit is not None and hit[0] == raw and hit[1].device == buf.data.device:
         return hit[1]
     host = torch.frombuffer(bytearray(raw), dtype=torch.float64)
@@ -386,7 +384,7 @@ def _device_operand(buf: Buffer, role: str, raw: bytes | None) -> torch.Tensor |
         dev = host.pin_memory().to(buf.data.device, non_blocking=True)
     else:
         dev = host.to(buf.data.device)
-    _uploads[key] = (raw, dev)
+    buf.uploads[role] = (raw, dev)
     return dev
 
 
@@ -425,9 +423,8 @@ def device_apply(
 # earlier path, kept so that benchmarks/gpu_check.py can time both in one run).
 _FUSE_SNAPSHOT = True
 
+# torch's private fast paths for the current stream and device (the public calls where they are missing).
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-
-
 _current_device = getattr(torch._C, "_cuda_getDevice", None)
 _SAME_DEVICE = contextlib.nullcontext()
 
