@@ -557,7 +557,7 @@ def test_a_plateau_step_captured_in_a_graph_reduces_on_replay():
 @pytest.mark.parametrize("capturable", [False, True], ids=["host-driven", "capturable"])
 def test_lrs_on_another_gpu_than_the_current_one(capturable):
     """An optimizer on cuda:1 while torch's current device is cuda:0 (no set_device): the lrs are
-    torch's, on cuda:1, and nothing is written on cuda:0."""
+    torch's and stay on cuda:1, and torch's current device is still cuda:0 afterwards."""
     assert torch.cuda.current_device() == 0
     dev = torch.device("cuda:1")
     ref = make(5, kind="float", device="cpu")
