@@ -125,6 +125,38 @@ def test_forest_is_scikit_learns_and_fitted_on_the_tuning_part(tmp_path):
         assert max(shares, key=shares.__getitem__) == clf.classes_[int(np.argmax(p))]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_folds_keep_each_dataset_and_model_in_one_fold(seed):
+    """The cross-validation's folds partition the curves by group: a group's curves are all in one test
+    fold (never split between fitting and testing), and every curve is tested exactly once."""
+    groups = np.array([f"d{i % 7}/m{i % 3}" for i in range(200)])
+    folds = _corpus.grouped_folds(groups, 5, seed)
+    assert len(folds) == 5
+    np.testing.assert_array_equal(np.sum(folds, axis=0), np.ones(len(groups)))
+    for g in np.unique(groups):
+        inside = [bool(f[groups == g].all()) for f in folds]
+        assert sum(inside) == 1, g  # all of the group in one fold
+        assert sum(bool(f[groups == g].any()) for f in folds) == 1, g  # and none elsewhere
+    assert _corpus.grouped_folds(groups, 5, seed)[0].tolist() == folds[0].tolist()  # deterministic
+
+
+def test_grouped_cv_reads_only_the_tuning_parts_scored_curves():
+    """``grouped_cv``'s accounting, with a classifier that always says ``healthy``: its accuracy is
+    then the share of healthy curves among the finite, non-``diverged`` tuning curves (counted here
+    from the corpus), healthy is always right and the other classes never."""
+    dummy = pytest.importorskip("sklearn.dummy")
+    curves = [c for c in _corpus.load(str(CORPUS))
+              if not c.heldout and c.label != "diverged" and np.all(np.isfinite(c.losses))]
+    res = _corpus.grouped_cv(str(CORPUS), repeats=2,
+                             make=lambda: dummy.DummyClassifier(strategy="constant", constant="healthy"))
+    assert res["curves"] == len(curves)
+    assert res["groups"] == len({(c.meta["dataset"], c.meta["model"]) for c in curves})
+    share = sum(c.label == "healthy" for c in curves) / len(curves)
+    assert res["accuracy"] == pytest.approx(share) and res["repeats"] == [pytest.approx(share)] * 2
+    assert res["per_class"] == {"healthy": 1.0, "lr_too_high": 0.0, "lr_too_high_late": 0.0, "lr_too_low": 0.0}
+    assert set(res["per_view"]) == set(_corpus.VIEWS)
+
+
 def test_generator_is_deterministic_and_reproduces_a_slice(tmp_path):
     """Train one configuration again (iris, logistic regression, plain SGD, seed 0): the sweep finds the
     same lr*, and the runs, their labels and lrs are the shipped ones; the losses too (to float32

@@ -543,6 +543,49 @@ def fit_forest(path: str, out: str) -> dict[str, Any]:
     return meta
 
 
+def grouped_folds(groups: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """Masks of ``folds`` test folds over the curves, by group: every group (a dataset and model) lies
+    in exactly one fold, so a fold is predicted by a forest that never saw its datasets and models.
+    The groups are shuffled with ``seed`` and dealt round-robin."""
+    names = np.random.default_rng(seed).permutation(np.unique(groups))
+    return [np.isin(groups, names[i::folds]) for i in range(folds)]
+
+
+def grouped_cv(path: str, repeats: int = 3, folds: int = 5, make: Any = None) -> dict[str, Any]:
+    """A cross-validation of :func:`fit_forest`'s forest on the corpus's *tuning* part, grouped by
+    dataset and model: how well the evidence carries to families the forest was not fitted on, without
+    spending the held-out part (``tests/data/loss_curves.md`` judges changes by it).
+
+    Train and test curves are the finite curves of the four classes that are not ``diverged`` by rule;
+    each repeat shuffles the groups into ``folds`` folds anew (seed = the repeat's index). ``make()``
+    returns the classifier (default: the shipped forest's settings). Returns the mean accuracy, each
+    repeat's, and per class and per view over all repeats. Needs scikit-learn."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from ._diagnose import FOREST_FEATURES
+
+    rows, labels, groups, views_ = [], [], [], []
+    for c in load(path):
+        ev = features(c)
+        if ev is None or c.heldout or c.label == "diverged":
+            continue
+        rows.append([ev[k] for k in FOREST_FEATURES])
+        labels.append(c.label)
+        groups.append(f"{c.meta['dataset']}/{c.meta['model']}")
+        views_.append(c.view)
+    X, y, g, v = np.array(rows), np.array(labels), np.array(groups), np.array(views_)
+    make = make or (lambda: RandomForestClassifier(**FOREST, class_weight="balanced", random_state=0, n_jobs=1))
+    hits = np.zeros((repeats, len(y)), dtype=bool)
+    for r in range(repeats):
+        for test in grouped_folds(g, folds, r):
+            clf = make().fit(X[~test], y[~test])
+            hits[r, test] = clf.predict(X[test]) == y[test]
+    return {"accuracy": float(hits.mean()), "repeats": [float(h.mean()) for h in hits],
+            "per_class": {str(k): float(hits[:, y == k].mean()) for k in np.unique(y)},
+            "per_view": {str(k): float(hits[:, v == k].mean()) for k in np.unique(v)},
+            "curves": len(y), "groups": int(len(np.unique(g)))}
+
+
 def describe(path: str) -> str:
     """The counts of the corpus as markdown tables (runs per class and part; runs per dataset and model)."""
     import collections
@@ -576,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
                    "python/fastlr/_diagnose_forest.npz (or --forest), and exit")
     p.add_argument("--forest", default=None, help="where --fit writes the forest")
     p.add_argument("--describe", metavar="CORPUS", help="print CORPUS's counts as markdown tables, and exit")
+    p.add_argument("--cv", metavar="CORPUS", help="print the grouped cross-validation of the forest on CORPUS's "
+                   "tuning part (by dataset and model; the held-out part is not read), and exit")
+    p.add_argument("--repeats", type=int, default=3, help="repeats of --cv (each shuffles the folds anew)")
     a = p.parse_args(argv)
     if a.fit:
         import pathlib
@@ -586,6 +632,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.describe:
         print(describe(a.describe))
+        return 0
+    if a.cv:
+        res = grouped_cv(a.cv, repeats=a.repeats)
+        print(f"grouped 5-fold cross-validation, {res['groups']} datasets/models, {res['curves']} curves: "
+              f"{res['accuracy']:.3f} (repeats: {', '.join(f'{x:.3f}' for x in res['repeats'])})")
+        for part in ("per_class", "per_view"):
+            print(f"  {part.replace('_', ' ')}: " + ", ".join(f"{k} {x:.3f}" for k, x in res[part].items()))
         return 0
     t0 = time.perf_counter()
     runs, info = generate(a.datasets.split(","), a.models.split(","), a.optimizers.split(","),
