@@ -46,7 +46,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -489,18 +489,23 @@ def features(curve: Curve) -> dict[str, float] | None:
 FOREST = {"n_estimators": 100, "max_depth": 14, "min_samples_leaf": 2}
 
 
-def tuning_features(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """The evidence (``FOREST_FEATURES`` columns) and labels of the finite curves of the tuning part."""
+def _evidence_rows(path: str, keep: Callable[[Curve], bool]) -> tuple[np.ndarray, list[Curve]]:
+    """The evidence (``FOREST_FEATURES`` columns) of the finite curves that ``keep`` keeps, and those curves."""
     from ._diagnose import FOREST_FEATURES
 
-    rows, labels = [], []
+    rows, kept = [], []
     for c in load(path):
-        ev = features(c)
-        if ev is None or c.heldout:
-            continue
-        rows.append([ev[k] for k in FOREST_FEATURES])
-        labels.append(c.label)
-    return np.array(rows), np.array(labels)
+        ev = features(c) if keep(c) else None
+        if ev is not None:
+            rows.append([ev[k] for k in FOREST_FEATURES])
+            kept.append(c)
+    return np.array(rows), kept
+
+
+def tuning_features(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence (``FOREST_FEATURES`` columns) and labels of the finite curves of the tuning part."""
+    X, kept = _evidence_rows(path, lambda c: not c.heldout)
+    return X, np.array([c.label for c in kept])
 
 
 def _fit(path: str) -> tuple[Any, int]:
@@ -562,18 +567,10 @@ def grouped_cv(path: str, repeats: int = 3, folds: int = 5, make: Any = None) ->
     repeat's, and per class and per view over all repeats. Needs scikit-learn."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from ._diagnose import FOREST_FEATURES
-
-    rows, labels, groups, views_ = [], [], [], []
-    for c in load(path):
-        ev = features(c)
-        if ev is None or c.heldout or c.label == "diverged":
-            continue
-        rows.append([ev[k] for k in FOREST_FEATURES])
-        labels.append(c.label)
-        groups.append(f"{c.meta['dataset']}/{c.meta['model']}")
-        views_.append(c.view)
-    X, y, g, v = np.array(rows), np.array(labels), np.array(groups), np.array(views_)
+    X, kept = _evidence_rows(path, lambda c: not c.heldout and c.label != "diverged")
+    y = np.array([c.label for c in kept])
+    g = np.array([f"{c.meta['dataset']}/{c.meta['model']}" for c in kept])
+    v = np.array([c.view for c in kept])
     make = make or (lambda: RandomForestClassifier(**FOREST, class_weight="balanced", random_state=0, n_jobs=1))
     hits = np.zeros((repeats, len(y)), dtype=bool)
     for r in range(repeats):
