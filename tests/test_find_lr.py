@@ -607,6 +607,13 @@ def test_too_few_points():
     for m in ("valley", "minimum"):
         with pytest.raises(ValueError, match=f"'{m}' needs at least one point"):
             short.suggest(m)
+    # nothing skipped at the start (num_steps // 10 == 0): the last 5 points are still skipped, so 5
+    # points leave none and 6 leave the first
+    five, six = _result([3.0, 2.0, 1.0, 0.5, 0.2], num_steps=5), _result([3.0, 2.0, 1.0, 0.5, 0.2, 0.1], num_steps=6)
+    for m in ("valley", "minimum"):
+        with pytest.raises(ValueError, match=f"'{m}' needs at least one point"):
+            five.suggest(m)
+    assert six.suggest("valley") == six.lrs[0] and six.suggest("minimum") == six.lrs[0] / 10
     with pytest.raises(ValueError, match="method must be one of"):
         res.suggest("fastest")
 

@@ -39,18 +39,16 @@ _MODES = ("exp", "linear")
 # Suggestion rules: pure functions of the recorded curve, on numpy arrays.
 
 
-def _finite_prefix(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points before the first non-finite loss (a NaN or inf point ends a range test)."""
+def _finite_prefix(losses: np.ndarray) -> np.ndarray:
+    """The losses before the first non-finite one (a NaN or inf point ends a range test)."""
     bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        return lrs[: bad[0]], losses[: bad[0]]
-    return lrs, losses
+    return losses[: bad[0]] if bad.size else losses
 
 
-def _steepest(lrs: np.ndarray, smoothed: np.ndarray) -> int:
+def _steepest(smoothed: np.ndarray) -> int:
     """torch-lr-finder's ``plot(suggest_lr=True)``: ``argmin(np.gradient(losses))`` over the points
-    ``[10:-5]``; returns the index into ``lrs``."""
-    lrs, smoothed = _finite_prefix(lrs, smoothed)
+    ``[10:-5]``; returns the index of that point."""
+    smoothed = _finite_prefix(smoothed)
     need = STEEPEST_SKIP_START + SKIP_END + 2
     if len(smoothed) < need:
         raise ValueError(
@@ -61,12 +59,12 @@ def _steepest(lrs: np.ndarray, smoothed: np.ndarray) -> int:
     return STEEPEST_SKIP_START + int(np.gradient(window).argmin())
 
 
-def _fastai_window(lrs: np.ndarray, smoothed: np.ndarray, num_steps: int, method: str) -> tuple[int, np.ndarray]:
+def _fastai_window(smoothed: np.ndarray, num_steps: int, method: str) -> tuple[int, np.ndarray]:
     """fastai's ``lr_find`` window: points ``[num_steps // 10 : -5]``, cut at the first non-finite loss.
     Returns the offset of the window and its losses."""
     lo = num_steps // 10
     window = smoothed[lo:-SKIP_END] if len(smoothed) > SKIP_END else smoothed[:0]
-    _, window = _finite_prefix(lrs[lo : lo + len(window)], window)
+    window = _finite_prefix(window)
     if len(window) == 0:
         raise ValueError(
             f"{method!r} needs at least one point with a finite loss after skipping the first "
@@ -188,9 +186,9 @@ class LRFindResult:
         lrs = np.asarray(self.lrs, dtype=np.float64)
         smoothed = np.asarray(self.smoothed_losses, dtype=np.float64)
         if method == "steepest":
-            return float(lrs[_steepest(lrs, smoothed)])
+            return float(lrs[_steepest(smoothed)])
         assert self.num_steps is not None
-        lo, window = _fastai_window(lrs, smoothed, self.num_steps, method)
+        lo, window = _fastai_window(smoothed, self.num_steps, method)
         if method == "valley":
             return float(lrs[lo + _valley_index(window)])
         return float(lrs[lo + int(np.argmin(window))]) / 10
@@ -251,7 +249,7 @@ class LRFindResult:
         ax.plot(self.lrs, self.losses, color="0.75", linewidth=0.8, label="loss")
         ax.plot(self.lrs, self.smoothed_losses, linewidth=1.6, label="smoothed loss")
         try:
-            k = _steepest(np.asarray(self.lrs, dtype=np.float64), np.asarray(self.smoothed_losses, dtype=np.float64))
+            k = _steepest(np.asarray(self.smoothed_losses, dtype=np.float64))
         except ValueError:
             pass
         else:
@@ -271,15 +269,14 @@ class LRFindResult:
         n = len(self.smoothed_losses)
         if n == 0:
             return "(no points)"
-        lrs = np.asarray(self.lrs, dtype=np.float64)
         smoothed = np.asarray(self.smoothed_losses, dtype=np.float64)
-        _, finite = _finite_prefix(lrs, smoothed)
+        finite = _finite_prefix(smoothed)
         if len(finite) == 0:
             finite = np.zeros(1)
         text = terminal_plot([("smoothed loss", _loss_curve(finite))], steps=max(len(finite), 2))
         lines = [text, f"  step i has lr {self.lrs[0]:.3g} .. {self.lrs[-1]:.3g} ({self.mode} spacing)"]
         try:
-            k = _steepest(lrs, smoothed)
+            k = _steepest(smoothed)
             lines.append(f"  suggestion (steepest): lr {self.lrs[k]:.3g} at step {k}")
         except ValueError as e:
             lines.append(f"  no suggestion: {e}")
