@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import types
 import random
 import sys
 import warnings
@@ -356,6 +357,19 @@ def test_per_group_ranges(mode):
     assert res.lrs == _formula(mode, starts[0], ends[0], 30)
 
 
+@pytest.mark.parametrize("which", ["start", "end"])
+def test_one_list_and_one_scalar_bound(which):
+    """A list for one bound makes the ranges per group; the scalar bound is every group's."""
+    opt = _opt_with_groups([1.0, 1.0])
+    starts, ends = ([1e-6, 1e-5], 0.5) if which == "start" else (1e-6, [1.0, 0.1])
+    step, seen = _recorder(opt)
+    find_lr(opt, [0], train_step=step, start_lr=starts, end_lr=ends, num_steps=12)
+    for g in range(2):
+        s = starts[g] if which == "start" else starts
+        e = ends if which == "start" else ends[g]
+        assert [row[g][0] for row in seen] == _formula("exp", s, e, 12)
+
+
 def test_float32_tensor_lrs():
     opt = _opt_with_groups([1e-3, 3e-3])
     for g in opt.param_groups:
@@ -479,17 +493,33 @@ def test_exported_lazily():
     ({"model": torch.nn.Linear(1, 1)}, "needs a way to train"),
     ({"train_step": 3}, "train_step must be callable"),
     ({"loss_fn": 3, "model": torch.nn.Linear(1, 1)}, "loss_fn must be callable"),
+    ({"loss_fn": mse, "model": 3}, r"model must be callable \(a torch.nn.Module\), got int"),
 ], ids=["neither", "both", "both-with-model", "loss_fn-without-model", "model-only", "train_step-not-callable",
-        "loss_fn-not-callable"])
+        "loss_fn-not-callable", "model-not-callable"])
 def test_training_argument_errors(kw, match):
     opt = _opt_with_groups([0.1])
     with pytest.raises(TypeError, match=match):
         find_lr(opt, [0], **kw)
 
 
-def test_optimizer_type_error():
-    with pytest.raises(TypeError, match="Optimizer"):
-        find_lr(object(), [0], train_step=lambda b: 1.0)
+@pytest.mark.parametrize("missing", [None, "param_groups", "state", "step"])
+def test_optimizer_type_error(missing):
+    """Not an optimizer: nothing of one, or an object without one of param_groups, state and step."""
+    if missing is None:
+        bad = object()
+    else:
+        attrs = {"param_groups": [{"lr": 0.1, "params": []}], "state": {}, "step": lambda: None}
+        del attrs[missing]
+        bad = types.SimpleNamespace(**attrs)
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        find_lr(bad, [0], train_step=lambda b: 1.0)
+
+
+def test_optimizer_without_param_groups():
+    """A duck-typed optimizer with no groups (torch's own refuse to be made without parameters)."""
+    bad = types.SimpleNamespace(param_groups=[], state={}, step=lambda: None, zero_grad=lambda: None)
+    with pytest.raises(ValueError, match="the optimizer has no param groups"):
+        find_lr(bad, [0], train_step=lambda b: 1.0)
 
 
 @pytest.mark.parametrize(("kw", "exc", "match"), [
@@ -505,7 +535,10 @@ def test_optimizer_type_error():
     ({"start_lr": -1.0, "mode": "linear"}, ValueError, "start_lr must be >= 0"),
     ({"start_lr": 1.0, "end_lr": 1.0}, ValueError, "end_lr must be greater than start_lr"),
     ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, "end_lr must be greater than start_lr"),
-    ({"end_lr": math.inf}, ValueError, "must be finite"),
+    ({"end_lr": math.inf}, ValueError, "start_lr and end_lr must be finite, got 1e-07 and inf"),
+    ({"start_lr": -math.inf}, ValueError, "start_lr and end_lr must be finite, got -inf and 10.0"),
+    ({"start_lr": -math.inf, "mode": "linear"}, ValueError, "start_lr and end_lr must be finite"),
+    ({"start_lr": math.nan}, ValueError, "start_lr must not be NaN"),
     ({"start_lr": "1e-3"}, TypeError, "start_lr must be a real number"),
     ({"start_lr": [1e-5, 1e-5]}, ValueError, "start_lr has 2 values for 1 param groups"),
     ({"start_lr": [1e-5], "end_lr": [1e-6]}, ValueError, r"end_lr\[0\] must be greater than start_lr\[0\]"),
