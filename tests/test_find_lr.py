@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import fractions
 import math
 import types
 import random
@@ -249,6 +250,32 @@ def test_train_step_mode_restores_what_it_knows():
         assert buffers_same is with_model
 
 
+def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
+    """A train_step that replaces a group dict and a group's params list by others of the same length,
+    and changes tensors held inside a tuple and a dict of a group (torch allows tensor ``betas``; custom
+    keys are kept): afterwards the optimizer holds the original objects, with their original values."""
+    p0, p1 = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    b0, b1, sc = (torch.tensor(v, dtype=torch.float64) for v in (0.9, 0.999, 2.0))
+    opt = torch.optim.SGD([{"params": [p0], "lr": 0.1, "betas": (b0, b1), "extra": {"scale": sc, "k": 1}},
+                           {"params": [p1], "lr": 0.2}], lr=0.1)
+    g0, g1 = opt.param_groups
+    params1 = g1["params"]
+
+    def train_step(batch):
+        g0["betas"][0].fill_(0.5)
+        g0["extra"]["scale"].mul_(3.0)
+        g0["extra"] = {"scale": torch.tensor(7.0)}
+        opt.param_groups[1] = dict(g1, params=[torch.nn.Parameter(torch.zeros(2))])
+        g1["params"][0] = torch.nn.Parameter(torch.zeros(2))
+        return 1.0
+
+    find_lr(opt, [0], train_step=train_step, num_steps=4)
+    assert opt.param_groups[0] is g0 and opt.param_groups[1] is g1
+    assert g1["params"] is params1 and g1["params"][0] is p1
+    assert g0["betas"][0] is b0 and g0["betas"][1] is b1 and float(b0) == 0.9 and float(b1) == 0.999
+    assert g0["extra"]["scale"] is sc and float(sc) == 2.0 and g0["extra"]["k"] == 1
+
+
 def test_rng_is_restored_and_test_draws_from_it():
     _, opt, _, data = _setup("SGD-momentum", "float", "none")
     rng = torch.get_rng_state()
@@ -455,8 +482,19 @@ def test_data_errors():
     opt = _opt_with_groups([0.1])
     with pytest.raises(ValueError, match="no batches"):
         find_lr(opt, [], train_step=lambda b: 1.0)
-    with pytest.raises(ValueError, match="cannot be re-iterated"):
+    with pytest.raises(ValueError, match="data ran out after 3 batches and is an iterator"):
         find_lr(opt, iter([1, 2, 3]), train_step=lambda b: 1.0, num_steps=5)
+
+    class Once:  # re-iterable, but empty after its first pass
+        def __init__(self):
+            self.left = [1, 2]
+
+        def __iter__(self):
+            while self.left:
+                yield self.left.pop()
+
+    with pytest.raises(ValueError, match="data yielded no batches"):
+        find_lr(opt, Once(), train_step=lambda b: 1.0, num_steps=5)
     assert opt.param_groups[0]["lr"] == 0.1
     with pytest.raises(TypeError, match="iterable"):
         find_lr(opt, 3, train_step=lambda b: 1.0)
@@ -464,6 +502,17 @@ def test_data_errors():
         find_lr(opt, [0], train_step=lambda b: "x")
     with pytest.raises(TypeError, match="scalar"):
         find_lr(opt, [0], train_step=lambda b: torch.ones(3))
+    with pytest.raises(TypeError, match="train_step must return the loss as a number .*, got bool"):
+        find_lr(opt, [0], train_step=lambda b: True)
+
+
+def test_loss_types():
+    """A train_step may return any real number or a one-element tensor; losses are floats."""
+    opt = _opt_with_groups([0.1])
+    for loss, want in [(3, 3.0), (np.float32(0.25), 0.25), (fractions.Fraction(1, 4), 0.25),
+                       (torch.tensor([0.5]), 0.5), (torch.tensor(2, dtype=torch.int64), 2.0)]:
+        res = find_lr(opt, [0], train_step=lambda b, loss=loss: loss, num_steps=3)
+        assert res.losses == [want] * 3 and all(type(x) is float for x in res.losses), loss
 
 
 def test_progress(capsys):
