@@ -276,6 +276,38 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
     assert g0["extra"]["scale"] is sc and float(sc) == 2.0 and g0["extra"]["k"] == 1
 
 
+def test_loss_fn_mode_moves_batches_to_the_models_device():
+    """With loss_fn=, inputs and targets that have ``.to`` go to the device of the model's first
+    parameter (non-blocking); others (a list, a float) are passed as they are."""
+    moved = []
+
+    class Box:  # a batch part with .to(): records the call and gives the tensor
+        def __init__(self, t):
+            self.t = t
+
+        def to(self, device, non_blocking=False):
+            moved.append((device, non_blocking))
+            return self.t
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+
+        def forward(self, x):  # also takes a list of floats
+            return self.lin(torch.as_tensor(x, dtype=torch.float32).reshape(-1, 1))
+
+    def loss_fn(out, t):
+        return ((out - torch.as_tensor(t, dtype=torch.float32).reshape(-1, 1)) ** 2).mean()
+
+    model = Model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = [(Box(torch.ones(2)), [1.0, 2.0]), ([0.5, 1.5], Box(torch.zeros(2)))]
+    res = find_lr(opt, data, model=model, loss_fn=loss_fn, num_steps=4, end_lr=1e-3)
+    assert len(res.losses) == 4
+    assert moved == [(torch.device("cpu"), True)] * 4
+
+
 def test_rng_is_restored_and_test_draws_from_it():
     _, opt, _, data = _setup("SGD-momentum", "float", "none")
     rng = torch.get_rng_state()
@@ -596,10 +628,13 @@ def test_optimizer_without_param_groups():
     ({"progress": "yes"}, TypeError, "progress must be None or a bool"),
 ])
 def test_value_errors(kw, exc, match):
+    """Each bad argument is refused before the first training step."""
     opt = _opt_with_groups([0.1])
+    calls = []
     with pytest.raises(exc, match=match):
-        find_lr(opt, [0], train_step=lambda b: 1.0, **kw)
+        find_lr(opt, [0], train_step=lambda b: calls.append(b) or 1.0, **kw)
     assert opt.param_groups[0]["lr"] == 0.1
+    assert calls == []
 
 
 def test_group_zero_lr_zero_needs_lists():
