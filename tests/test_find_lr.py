@@ -465,6 +465,18 @@ def test_smoothing(smooth):
     assert not res.stopped_early
 
 
+def test_defaults():
+    """The issue's defaults: 100 steps from 1e-7 to 10 on the geometric grid, smoothing 0.05."""
+    rnd = random.Random(5)
+    losses = [2.0 + rnd.random() for _ in range(100)]
+    opt = _opt_with_groups([0.1])
+    step, seen = _recorder(opt, losses)
+    res = find_lr(opt, [0], train_step=step)
+    assert [row[0][0] for row in seen] == res.lrs == _formula("exp", 1e-7, 10.0, 100)
+    assert res.smoothed_losses == pytest.approx(_smooth(losses, 0.05), rel=1e-14)
+    assert res.mode == "exp" and res.num_steps == 100
+
+
 def test_stops_when_the_loss_diverges():
     torch.manual_seed(1)
     model = torch.nn.Linear(8, 1)
@@ -528,7 +540,7 @@ def test_data_errors():
     with pytest.raises(ValueError, match="data yielded no batches"):
         find_lr(opt, Once(), train_step=lambda b: 1.0, num_steps=5)
     assert opt.param_groups[0]["lr"] == 0.1
-    with pytest.raises(TypeError, match="iterable"):
+    with pytest.raises(TypeError, match="data must be an iterable of batches, got int"):
         find_lr(opt, 3, train_step=lambda b: 1.0)
     with pytest.raises(TypeError, match="train_step must return"):
         find_lr(opt, [0], train_step=lambda b: "x")
