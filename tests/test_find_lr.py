@@ -475,6 +475,12 @@ def test_defaults():
     assert [row[0][0] for row in seen] == res.lrs == _formula("exp", 1e-7, 10.0, 100)
     assert res.smoothed_losses == pytest.approx(_smooth(losses, 0.05), rel=1e-14)
     assert res.mode == "exp" and res.num_steps == 100
+    # and diverge=5: a loss rising slowly from 1 stops at the first smoothed value over 5
+    rising = [1.0] * 10 + [1.0 + 0.5 * k for k in range(1, 90)]
+    step, seen = _recorder(opt, rising)
+    res = find_lr(opt, [0], train_step=step)
+    sm = _smooth(rising, 0.05)
+    assert res.stopped_early and len(seen) == next(i for i, v in enumerate(sm) if v > 5.0) + 1
 
 
 def test_stops_when_the_loss_diverges():
