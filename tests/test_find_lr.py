@@ -655,6 +655,14 @@ def test_value_errors(kw, exc, match):
     assert calls == []
 
 
+def test_values_at_the_bounds_are_accepted():
+    """The edges of what the checks allow run: 2 steps, diverge just above 1, start_lr 0 in linear mode."""
+    opt = _opt_with_groups([0.1])
+    res = find_lr(opt, [0], train_step=lambda b: 1.0, num_steps=2, diverge=1.5, start_lr=0.0, end_lr=1.0,
+                  mode="linear")
+    assert res.lrs == [0.0, 1.0] and not res.stopped_early
+
+
 def test_group_zero_lr_zero_needs_lists():
     opt = _opt_with_groups([0.0, 0.1])
     with pytest.raises(ValueError, match="first param group's lr is 0.0"):
