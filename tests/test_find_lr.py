@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import fractions
+import io
 import math
 import types
 import random
@@ -573,6 +574,35 @@ def test_progress(capsys):
     find_lr(opt, [0], train_step=lambda b: 1.0, num_steps=20, progress=False)
     find_lr(opt, [0], train_step=lambda b: 1.0, num_steps=20)  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
+
+
+def test_progress_on_a_terminal(monkeypatch):
+    """With progress=None, a terminal on stderr gets the bar (a line rewritten with \\r)."""
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    find_lr(_opt_with_groups([0.1]), [0], train_step=lambda b: 1.0, num_steps=20)
+    out = tty.getvalue()
+    assert "\r" in out and "find_lr" in out and "20/20" in out
+
+
+def test_divergence_threshold_is_strict_and_needs_a_positive_best():
+    """It stops when the smoothed loss is *above* diverge times the best (smooth=1: the loss itself),
+    and never while the best smoothed loss is 0 or below (no ratio to read)."""
+    def run(losses, **kw):
+        opt = _opt_with_groups([0.1])
+        step, seen = _recorder(opt, losses)
+        res = find_lr(opt, [0], train_step=step, num_steps=len(losses), smooth=1.0, **kw)
+        return res.stopped_early, len(seen)
+
+    assert run([1.0, 5.0, 5.0, 4.0]) == (False, 4)  # exactly 5x: not above
+    assert run([1.0, 5.0, 5.000001, 4.0]) == (True, 3)
+    assert run([1.0, 3.0, 3.1], diverge=3.0) == (True, 3)
+    assert run([0.0, 2.0, 50.0, 1e6]) == (False, 4)  # best 0
+    assert run([-1.0, 2.0, 50.0]) == (False, 3)  # best below 0
 
 
 def test_exported_lazily():
