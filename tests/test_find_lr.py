@@ -800,9 +800,11 @@ def test_to_dict_is_json_safe():
                       "suggestions"}
 
 
-def test_result_checks_lengths():
+def test_result_checks_lengths_and_mode():
     with pytest.raises(ValueError, match="same length"):
         LRFindResult([1.0], [1.0, 2.0], [1.0], False)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        LRFindResult([1.0], [1.0], [1.0], False, mode="cos")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -888,3 +890,6 @@ def test_plot_without_matplotlib(monkeypatch):
     assert isinstance(text, str)
     assert "smoothed loss" in text and f"suggestion (steepest): lr {res.lrs[13]:.3g} at step 13" in text
     assert "no suggestion" in _result([1.0, 2.0]).plot()
+    assert _result([]).plot() == "(no points)"
+    first_nan = _result([math.nan, 1.0, 1.0]).plot()  # a test that stopped at its first step
+    assert "smoothed loss" in first_nan and "no suggestion" in first_nan
