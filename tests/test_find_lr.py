@@ -309,6 +309,39 @@ def test_loss_fn_mode_moves_batches_to_the_models_device():
     assert moved == [(torch.device("cpu"), True)] * 4
 
 
+def test_restore_covers_model_parameters_outside_the_optimizer():
+    """A model part the optimizer does not train (its grads still accumulate in backward), and a
+    parameter slot that holds None (``bias=False``): the grads are put back, the None slot stays."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1, bias=False))
+    opt = torch.optim.SGD(model[0].parameters(), lr=0.1)
+    w1 = model[1].weight
+    w1.grad = torch.full_like(w1, 0.5)
+    grad_obj = w1.grad
+    data = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(3)]
+    find_lr(opt, data, model=model, loss_fn=mse, num_steps=5, end_lr=1e-2)
+    assert w1.grad is grad_obj and torch.equal(grad_obj, torch.full_like(w1, 0.5))
+    assert model[1].bias is None and "bias" in model[1]._parameters
+
+
+def test_memory_copy_writes_no_file_and_cache_dir_holds_one(tmp_path, monkeypatch):
+    """Without cache_dir the copy is in memory (torch.save is never called); with it, one file is in
+    cache_dir while the test runs, and none after."""
+    opt = _opt_with_groups([0.1])
+    real_save = torch.save
+
+    def no_save(*a, **k):
+        raise AssertionError("torch.save called without cache_dir")
+
+    monkeypatch.setattr(torch, "save", no_save)
+    find_lr(opt, [0], train_step=lambda b: 1.0, num_steps=3)
+    monkeypatch.setattr(torch, "save", real_save)
+    seen = []
+    find_lr(opt, [0], train_step=lambda b: seen.append(len(list(tmp_path.iterdir()))) or 1.0, num_steps=3,
+            cache_dir=tmp_path)
+    assert seen == [1, 1, 1] and list(tmp_path.iterdir()) == []
+
+
 def test_rng_is_restored_and_test_draws_from_it():
     _, opt, _, data = _setup("SGD-momentum", "float", "none")
     rng = torch.get_rng_state()
