@@ -342,6 +342,24 @@ def test_memory_copy_writes_no_file_and_cache_dir_holds_one(tmp_path, monkeypatc
     assert seen == [1, 1, 1] and list(tmp_path.iterdir()) == []
 
 
+def test_one_copy_of_each_tensor(tmp_path, monkeypatch):
+    """A tensor reachable several ways (a parameter of the model and of the optimizer, momentum state,
+    a tensor lr) is saved once: the saved list is the distinct tensors, each once."""
+    model, opt, _, data = _setup("SGD-momentum", "tensor", "none")
+    distinct = {id(t): t for t in [*model.parameters(), *model.buffers(),
+                                   *(p for g in opt.param_groups for p in g["params"]),
+                                   *(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)),
+                                   *(v for g in opt.param_groups for v in g.values() if torch.is_tensor(v))]}
+    assert opt.state and len(distinct) > len(list(model.parameters()))
+    saved = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: saved.append(obj) or real_save(obj, f))
+    _run_range_test(model, opt, data, cache_dir=tmp_path)
+    [tensors] = saved
+    assert len(tensors) == len(distinct)
+    assert sorted(t.data_ptr() for t in tensors) == sorted(t.data_ptr() for t in distinct.values())
+
+
 def test_rng_is_restored_and_test_draws_from_it():
     _, opt, _, data = _setup("SGD-momentum", "float", "none")
     rng = torch.get_rng_state()
