@@ -256,8 +256,9 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
     and changes tensors held inside a tuple and a dict of a group (torch allows tensor ``betas``; custom
     keys are kept): afterwards the optimizer holds the original objects, with their original values."""
     p0, p1 = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
-    b0, b1, sc = (torch.tensor(v, dtype=torch.float64) for v in (0.9, 0.999, 2.0))
-    opt = torch.optim.SGD([{"params": [p0], "lr": 0.1, "betas": (b0, b1), "extra": {"scale": sc, "k": 1}},
+    b0, b1, sc, tap = (torch.tensor(v, dtype=torch.float64) for v in (0.9, 0.999, 2.0, 4.0))
+    opt = torch.optim.SGD([{"params": [p0], "lr": 0.1, "betas": (b0, b1), "extra": {"scale": sc, "k": 1},
+                            "taps": [tap, 3]},
                            {"params": [p1], "lr": 0.2}], lr=0.1)
     g0, g1 = opt.param_groups
     params1 = g1["params"]
@@ -266,6 +267,8 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
         g0["betas"][0].fill_(0.5)
         g0["extra"]["scale"].mul_(3.0)
         g0["extra"] = {"scale": torch.tensor(7.0)}
+        g0["taps"][0].zero_()
+        g0["taps"] = (torch.tensor(1.0),)
         opt.param_groups[1] = dict(g1, params=[torch.nn.Parameter(torch.zeros(2))])
         g1["params"][0] = torch.nn.Parameter(torch.zeros(2))
         return 1.0
@@ -275,6 +278,8 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
     assert g1["params"] is params1 and g1["params"][0] is p1
     assert g0["betas"][0] is b0 and g0["betas"][1] is b1 and float(b0) == 0.9 and float(b1) == 0.999
     assert g0["extra"]["scale"] is sc and float(sc) == 2.0 and g0["extra"]["k"] == 1
+    assert type(g0["betas"]) is tuple and type(g0["taps"]) is list and type(g0["extra"]) is dict
+    assert g0["taps"][0] is tap and float(tap) == 4.0 and g0["taps"][1] == 3
 
 
 def test_loss_fn_mode_moves_batches_to_the_models_device():
