@@ -385,6 +385,39 @@ def test_scheduler_warning_state_is_restored():
             warnings.simplefilter("always")
             sched.step()
         assert any("optimizer.step()" in str(x.message) for x in w), range_test
+    # and an optimizer that had stepped keeps its flag: no warning afterwards
+    model, opt, sched, data = _setup("SGD-momentum", "float", "CosineAnnealingLR", warmup=0)
+    opt.step()
+    assert opt._opt_called is True
+    _run_range_test(model, opt, data, num_steps=5)
+    assert opt.__dict__.get("_opt_called") is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step()
+
+
+def test_restore_puts_back_replaced_slots_and_state_dicts():
+    """A train_step that rebinds a module's parameter and buffer and replaces a parameter's optimizer
+    state dict: afterwards the original objects are back in their slots, with their values."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    data = [(torch.randn(8, 3), torch.randn(8, 2))]
+    _train(model, opt, data[0])
+    w, mean = model[0].weight, model[1].running_mean
+    st = opt.state[w]
+    before = _state(model, opt)
+
+    def train_step(batch):
+        _train(model, opt, batch)
+        model[0].weight = torch.nn.Parameter(torch.zeros(2, 3))
+        model[1].running_mean = torch.ones(2)
+        opt.state[w] = {"momentum_buffer": torch.zeros(2, 3)}
+        return 1.0
+
+    find_lr(opt, data, model=model, train_step=train_step, num_steps=3)
+    assert model[0].weight is w and model[1].running_mean is mean and opt.state[w] is st
+    assert_same(_state(model, opt), before)
 
 
 def test_restore_false_leaves_the_trained_state():
