@@ -261,7 +261,7 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
                             "taps": [tap, 3]},
                            {"params": [p1], "lr": 0.2}], lr=0.1)
     g0, g1 = opt.param_groups
-    params1 = g1["params"]
+    params1, keys0 = g1["params"], list(g0)
 
     def train_step(batch):
         g0["betas"][0].fill_(0.5)
@@ -269,6 +269,7 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
         g0["extra"] = {"scale": torch.tensor(7.0)}
         g0["taps"][0].zero_()
         g0["taps"] = (torch.tensor(1.0),)
+        g0["added"] = 1  # a key the test made: removed
         opt.param_groups[1] = dict(g1, params=[torch.nn.Parameter(torch.zeros(2))])
         g1["params"][0] = torch.nn.Parameter(torch.zeros(2))
         return 1.0
@@ -280,6 +281,7 @@ def test_restore_puts_back_replaced_groups_and_tensors_inside_group_values():
     assert g0["extra"]["scale"] is sc and float(sc) == 2.0 and g0["extra"]["k"] == 1
     assert type(g0["betas"]) is tuple and type(g0["taps"]) is list and type(g0["extra"]) is dict
     assert g0["taps"][0] is tap and float(tap) == 4.0 and g0["taps"][1] == 3
+    assert list(g0) == keys0 and "added" not in g0
 
 
 def test_loss_fn_mode_moves_batches_to_the_models_device():
