@@ -647,6 +647,7 @@ BAD = [
     (lambda: S.plateau(mode="avg"), ValueError, "mode"),
     (lambda: S.plateau(threshold_mode="x"), ValueError, "threshold_mode"),
     (lambda: S.plateau(patience=-1), ValueError, "patience"),
+    (lambda: S.plateau(eps=-1e-9), ValueError, "eps must be >= 0, got -1e-09"),
     (lambda: S.join([S.constant(1)], [3]), ValueError, "boundaries"),
     (lambda: S.join([S.constant(1), S.constant(2)], [3, 4]), ValueError, "boundaries"),
     (lambda: S.join([S.constant(1), 2.0], [3]), TypeError, "schedules"),

@@ -213,6 +213,29 @@ def test_plateau_matches_torch_reduce_lr_on_plateau():
         assert opt.param_groups[0]["lr"] == p(0)
 
 
+def test_plateau_defaults_are_torch_reduce_lr_on_plateaus():
+    """plateau() with no arguments behaves as ReduceLROnPlateau with its defaults (read from the
+    installed torch's signature), from an lr of 1.0; the class's defaults are the function's."""
+    torch = pytest.importorskip("torch")
+    import inspect
+
+    theirs = inspect.signature(torch.optim.lr_scheduler.ReduceLROnPlateau).parameters
+    ours, cls = inspect.signature(S.plateau).parameters, inspect.signature(S.Plateau).parameters
+    for name in ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps"):
+        assert ours[name].default == theirs[name].default, name
+        assert cls[name].default == ours[name].default, name
+    assert cls["init_value"].default == ours["init_value"].default == 1.0
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    p = S.plateau()
+    assert p(0) == 1.0
+    for m in [1.0] * 40 + [0.99995] * 15 + [0.5] + [0.5] * 30:
+        ref.step(m)
+        p.observe(m)
+        assert opt.param_groups[0]["lr"] == p(0)
+    assert p(0) < 1e-3  # it did reduce, more than once
+
+
 def test_plateau_composes_inside_join():
     # warm-up, then a plateau phase, then a decay that continues from the plateau's level
     p = S.plateau(1.0, patience=0, factor=0.5)

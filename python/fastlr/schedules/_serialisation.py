@@ -81,12 +81,9 @@ def from_dict(d: Mapping[str, Any]) -> Schedule:
     if kind == "plateau":
         state = params.pop("state", None)
         try:
-            p = Plateau(**params)
+            return Plateau(**params, state=state)
         except TypeError as e:
             raise ValueError(f"bad schedule dict for kind 'plateau': {e}") from None
-        if state is not None:
-            p.load_state(state)
-        return p
     if kind == "switch":
         state = params.pop("state", None)
         for k in ("first", "then"):
