@@ -234,6 +234,8 @@ def test_plateau_defaults_are_torch_reduce_lr_on_plateaus():
         p.observe(m)
         assert opt.param_groups[0]["lr"] == p(0)
     assert p(0) < 1e-3  # it did reduce, more than once
+    assert S.plateau(eps=0.0).eps == 0.0  # the edge torch accepts too
+    torch.optim.lr_scheduler.ReduceLROnPlateau(opt, eps=0.0)
 
 
 def test_plateau_composes_inside_join():
