@@ -238,6 +238,24 @@ def test_plateau_defaults_are_torch_reduce_lr_on_plateaus():
     torch.optim.lr_scheduler.ReduceLROnPlateau(opt, eps=0.0)
 
 
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_plateau_fresh_state_round_trips_in_either_mode(mode):
+    """A state saved before any metric (best: None) loads as "no metric seen" in the plateau's own mode:
+    the loaded copy then follows the same metrics exactly as an untouched one."""
+    def fresh():
+        return S.plateau(1.0, mode=mode, patience=0, factor=0.5)
+
+    ref, loaded, via_dict = fresh(), fresh(), S.from_dict(fresh().to_dict())
+    assert ref.state()["best"] is None
+    loaded.load_state(ref.state())
+    metrics = [1.0, 2.0, 3.0] if mode == "max" else [3.0, 2.0, 1.0]
+    for m in metrics + metrics[::-1]:
+        for p in (ref, loaded, via_dict):
+            p.observe(m)
+        assert ref(0) == loaded(0) == via_dict(0)
+    assert ref(0) == 0.5 ** 3  # no reduction while improving, three on the way back
+
+
 def test_plateau_composes_inside_join():
     # warm-up, then a plateau phase, then a decay that continues from the plateau's level
     p = S.plateau(1.0, patience=0, factor=0.5)
