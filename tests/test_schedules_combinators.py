@@ -256,6 +256,42 @@ def test_plateau_fresh_state_round_trips_in_either_mode(mode):
     assert ref(0) == 0.5 ** 3  # no reduction while improving, three on the way back
 
 
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("threshold_mode", ["rel", "abs"])
+@pytest.mark.parametrize("threshold", [0.0, 0.1])
+def test_plateau_matches_torch_in_every_mode(mode, threshold_mode, threshold):
+    """Each of the four comparisons, with a threshold of 0 (equal metrics are no improvement) and 0.1,
+    on metrics rounded so that equal values and exact threshold steps occur: the installed torch's
+    lrs, step by step."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    walk = np.round(rng.normal(size=300).cumsum() * 0.2, 1)  # drifts down, from 0 to about -9
+    metrics = (20.0 + walk if mode == "min" else 20.0 - walk).tolist()  # improving on the whole
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    kw = dict(mode=mode, threshold_mode=threshold_mode, threshold=threshold, patience=2, factor=0.9)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+    p = S.plateau(1.0, **kw)
+    changes = 0
+    for m in metrics:
+        before = p(0)
+        ref.step(m)
+        p.observe(m)
+        assert opt.param_groups[0]["lr"] == p(0)
+        changes += p(0) != before
+    assert changes >= 3
+
+
+def test_plateau_partial_state_takes_the_fresh_values_for_missing_keys():
+    p = S.plateau(0.8, patience=1)
+    for m in (3.0, 3.0, 3.0, 3.0):
+        p.observe(m)
+    assert p.state() != S.plateau(0.8).state()
+    p.load_state({"value": 0.5})
+    assert p.state() == {"value": 0.5, "best": None, "num_bad_epochs": 0, "cooldown_counter": 0, "last_epoch": 0}
+    p.load_state({})
+    assert p.state() == S.plateau(0.8).state()
+
+
 def test_plateau_composes_inside_join():
     # warm-up, then a plateau phase, then a decay that continues from the plateau's level
     p = S.plateau(1.0, patience=0, factor=0.5)
