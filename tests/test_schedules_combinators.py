@@ -311,6 +311,22 @@ def test_plateau_composes_inside_join():
     assert p.value == 0.25 and s(15) == 0.25
 
 
+def test_plateau_takes_metrics_with_item():
+    """A 0-d array or a one-element tensor (what a loss is) is read with .item(), like a float."""
+    p, q = S.plateau(1.0, patience=0, factor=0.5), S.plateau(1.0, patience=0, factor=0.5)
+    for m in (3.0, 2.0, 2.5, 2.5):
+        p.observe(np.array(m))
+        q.observe(m)
+        assert p.state() == q.state()
+    assert p(0) == 0.25
+    torch = pytest.importorskip("torch")
+    p.observe(torch.tensor([1.0]))
+    q.observe(1.0)
+    assert p.state() == q.state()
+    with pytest.raises(TypeError, match="metric must be a real number"):
+        p.observe(np.array(True))
+
+
 def test_plateau_rejects_bad_metrics_and_state():
     p = S.plateau()
     with pytest.raises(TypeError):
