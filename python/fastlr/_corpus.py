@@ -556,7 +556,9 @@ def grouped_folds(groups: np.ndarray, folds: int, seed: int) -> list[np.ndarray]
     return [np.isin(groups, names[i::folds]) for i in range(folds)]
 
 
-def grouped_cv(path: str, repeats: int = 3, folds: int = 5, make: Any = None) -> dict[str, Any]:
+def grouped_cv(
+    path: str, repeats: int = 3, folds: int = 5, make: Callable[[], Any] | None = None
+) -> dict[str, Any]:
     """A cross-validation of :func:`fit_forest`'s forest on the corpus's *tuning* part, grouped by
     dataset and model: how well the evidence carries to families the forest was not fitted on, without
     spending the held-out part (``tests/data/loss_curves.md`` judges changes by it).
@@ -580,7 +582,7 @@ def grouped_cv(path: str, repeats: int = 3, folds: int = 5, make: Any = None) ->
     return {"accuracy": float(hits.mean()), "repeats": [float(h.mean()) for h in hits],
             "per_class": {str(k): float(hits[:, y == k].mean()) for k in np.unique(y)},
             "per_view": {str(k): float(hits[:, v == k].mean()) for k in np.unique(v)},
-            "curves": len(y), "groups": int(len(np.unique(g)))}
+            "curves": len(y), "groups": int(len(np.unique(g))), "folds": folds}
 
 
 def describe(path: str) -> str:
@@ -632,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.cv:
         res = grouped_cv(a.cv, repeats=a.repeats)
-        print(f"grouped 5-fold cross-validation, {res['groups']} datasets/models, {res['curves']} curves: "
+        print(f"grouped {res['folds']}-fold cross-validation, {res['groups']} datasets/models, {res['curves']} curves: "
               f"{res['accuracy']:.3f} (repeats: {', '.join(f'{x:.3f}' for x in res['repeats'])})")
         for part in ("per_class", "per_view"):
             print(f"  {part.replace('_', ' ')}: " + ", ".join(f"{k} {x:.3f}" for k, x in res[part].items()))
